@@ -1,0 +1,14 @@
+"""ResNet-34 on ImageNet (ILSVRC-2012) with the paper's recipe (He et al. 2015).
+
+Run:      python train.py --config=configs/resnet34.py --workdir=workdirs/resnet34
+Evaluate: python eval.py --config=configs/resnet34.py --workdir=workdirs/resnet34
+Try it on random data first: --config.dataset=synthetic --config.num_epochs=0.01
+Expected: top-1 / top-5 validation error about 26.70 / 8.58 (torchvision 1-crop; paper Table 4 34B: 21.84 / 5.71, 10-crop + multi-scale).
+Needs the ImageNet input pipeline (prepared ILSVRC-2012); until then the config exits with
+instructions. The batch is global: on N devices each gets batch_size / N.
+"""
+from jaxnet.config import resnet_imagenet_recipe
+
+
+def get_config():
+    return resnet_imagenet_recipe("resnet34")

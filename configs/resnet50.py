@@ -1,0 +1,14 @@
+"""ResNet-50 on ImageNet (ILSVRC-2012) with the paper's recipe (He et al. 2015).
+
+Run:      python train.py --config=configs/resnet50.py --workdir=workdirs/resnet50
+Evaluate: python eval.py --config=configs/resnet50.py --workdir=workdirs/resnet50
+Try it on random data first: --config.dataset=synthetic --config.num_epochs=0.01
+Expected: top-1 / top-5 validation error about 23.87 / 7.13 (torchvision v1.5 1-crop; paper Table 4: 20.74 / 5.25).
+Needs the ImageNet input pipeline (prepared ILSVRC-2012); until then the config exits with
+instructions. The batch is global: on N devices each gets batch_size / N.
+"""
+from jaxnet.config import resnet_imagenet_recipe
+
+
+def get_config():
+    return resnet_imagenet_recipe("resnet50")

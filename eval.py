@@ -1,0 +1,27 @@
+"""Evaluate a trained workdir: python eval.py --config=configs/NAME.py --workdir=DIR [--split=test] [--step=N].
+
+Reports loss, top-1/top-5 accuracy and error over the whole split and writes WORKDIR/eval/*.json.
+"""
+from absl import app, flags
+
+from jaxnet.cli import CONFIG, parse_flags, run_reporting_errors, workdir_or_default
+
+SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: config.eval_split).")
+STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from jaxnet.evaluation.checkpoint_eval import evaluate_checkpoint
+
+    m = run_reporting_errors(
+        lambda: evaluate_checkpoint(CONFIG.value, workdir_or_default(), SPLIT.value, STEP.value))
+    print(f"{m['split']} at step {m['step']} ({m['num_examples']:,} examples): "
+          f"loss {m['loss']:.4f} | top-1 {m['top1_acc']:.4f} (err {m['top1_err']:.4f}) | "
+          f"top-5 {m['top5_acc']:.4f} (err {m['top5_err']:.4f})")
+    print(f"written to {m['path']}")
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,1 @@
+"""Input: random-access sources and grain pipelines."""

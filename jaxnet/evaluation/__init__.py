@@ -1,0 +1,1 @@
+"""Evaluation: whole-split metrics (and, later, multi-crop views, ensembles, calibration)."""

@@ -1,0 +1,71 @@
+"""Model registry: `create_model(name, num_classes=..., **overrides)` and `list_models()`."""
+from typing import Callable, Dict
+
+import flax.linen as nn
+
+from jaxnet.models import resnet
+
+_REGISTRY: Dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Add a model factory `factory(num_classes=..., **overrides) -> nn.Module` under `name`."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def list_models():
+    """The registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, *, num_classes: int, **overrides) -> nn.Module:
+    """Build the flax module `name` with `num_classes` outputs; `overrides` set module fields."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    return _REGISTRY[name](num_classes=num_classes, **overrides)
+
+
+def _resnet_factory(name):
+    spec = resnet.RESNET_SPECS[name]
+
+    def factory(num_classes, **overrides):
+        if "shortcut" in spec and "shortcut" in overrides:
+            raise ValueError(f"{name} is a plain net: it has no shortcut option")
+        # stage_sizes may be overridden (e.g. (1, 1) for a tiny test net, (1, 1, 1, 1) for ResNet-10).
+        fields = set(resnet.ResNet.__dataclass_fields__) - {"parent", "name", "block"}
+        unknown = set(overrides) - fields
+        if unknown:
+            raise ValueError(f"unknown option(s) for {name}: {sorted(unknown)}; valid: {sorted(fields)}")
+        if "stage_sizes" in overrides:
+            overrides["stage_sizes"] = tuple(overrides["stage_sizes"])
+        return resnet.ResNet(num_classes=num_classes, **{**spec, **overrides})
+
+    return factory
+
+
+for _name in resnet.RESNET_SPECS:
+    register(_name, _resnet_factory(_name))
+
+
+def _fixed_factory(cls):
+    """Factory for a net whose only variable is the module's fields (alexnet, googlenet)."""
+
+    def factory(num_classes, **overrides):
+        fields = set(cls.__dataclass_fields__) - {"parent", "name", "num_classes"}
+        unknown = set(overrides) - fields
+        if unknown:
+            raise ValueError(f"unknown option(s) for {cls.__name__}: {sorted(unknown)}; valid: {sorted(fields)}")
+        return cls(num_classes=num_classes, **overrides)
+
+    return factory
+
+
+from jaxnet.models import alexnet, googlenet  # noqa: E402
+
+register("alexnet", _fixed_factory(alexnet.AlexNet))
+register("alexnet_onegpu", _fixed_factory(alexnet.AlexNetOneGPU))
+register("googlenet", _fixed_factory(googlenet.GoogLeNet))

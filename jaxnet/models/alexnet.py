@@ -1,0 +1,129 @@
+"""AlexNet (Krizhevsky, Sutskever & Hinton 2012) and torchvision's one-column variant.
+
+`AlexNet` is the paper's two-column net in one device's program: the columns become channel
+groups (conv2/4/5 use `feature_group_count=2`, conv3 and the fully connected layers see both
+columns) and the LRN after conv1/conv2 normalises within each column, as each GPU did. Input is
+227x227: the paper's text says 224, but 11x11/4 convolutions only give its 55x55 maps from 227.
+Other sizes work (at least 67 px) and change fc6's fan-in (6*6*256 = 9216 at 227); the paper's net
+has no pooling to a fixed size, so neither has this one.
+
+`AlexNetOneGPU` is the layout torchvision ships (from Krizhevsky's 2014 "one weird trick" paper):
+64-192-384-256-256 convs, no LRN, no groups, 61,100,840 parameters at 1000 classes. Like
+torchvision it average-pools adaptively to 6x6 before fc6 (PyTorch's bins: rows
+floor(i*H/6) .. ceil((i+1)*H/6)), so any input of at least 63 px gives the same parameters; at 224
+the maps are already 6x6 and the pool is the identity, and maps smaller than 6x6 are repeated.
+
+With `activation="maxout"` every layer feeding an activation has twice the outputs (see
+layers.py); maxout pairs adjacent channels, so the two columns stay separate.
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnet.models.layers import get_activation, lrn
+
+paper_init = nn.initializers.normal(0.01)  # the paper's N(0, 0.01) for every weight
+# PyTorch's default for conv/linear weights (kaiming_uniform, a=sqrt(5)): U(+-1/sqrt(fan_in)).
+torch_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
+
+class AlexNet(nn.Module):
+    """The two-column 2012 net; returns logits [N, num_classes] (float32)."""
+
+    num_classes: int
+    dropout_rate: float = 0.5
+    fc_features: int = 4096
+    activation: str = "relu"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        act, widen = get_activation(self.activation)
+
+        def conv(y, features, kernel, stride=1, groups=1, bias=0.0, name=None):
+            y = nn.Conv(features * widen, (kernel, kernel), (stride, stride),
+                        padding=[(kernel // 2, kernel // 2)] * 2 if stride == 1 else "VALID",
+                        feature_group_count=groups, kernel_init=paper_init,
+                        bias_init=nn.initializers.constant(bias), dtype=self.dtype, name=name)(y)
+            return act(y)
+
+        def pool(y):
+            return nn.max_pool(y, (3, 3), strides=(2, 2))  # overlapping: 3x3 windows, stride 2
+
+        x = x.astype(self.dtype)
+        x = pool(_lrn_per_column(conv(x, 96, 11, stride=4, name="conv1")))
+        x = pool(_lrn_per_column(conv(x, 256, 5, groups=2, bias=1.0, name="conv2")))
+        x = conv(x, 384, 3, name="conv3")
+        x = conv(x, 384, 3, groups=2, bias=1.0, name="conv4")
+        x = pool(conv(x, 256, 3, groups=2, bias=1.0, name="conv5"))
+        _check_size(x, "alexnet", 67)
+        x = x.reshape(x.shape[0], -1)
+        for name in ("fc6", "fc7"):
+            x = nn.Dense(self.fc_features * widen, kernel_init=paper_init,
+                         bias_init=nn.initializers.ones, dtype=self.dtype, name=name)(x)
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(act(x))
+        x = nn.Dense(self.num_classes, kernel_init=paper_init, dtype=self.dtype, name="fc8")(x)
+        return x.astype(jnp.float32)
+
+
+class AlexNetOneGPU(nn.Module):
+    """torchvision's one-column AlexNet; returns logits [N, num_classes] (float32)."""
+
+    num_classes: int
+    dropout_rate: float = 0.5
+    fc_features: int = 4096
+    activation: str = "relu"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        act, widen = get_activation(self.activation)
+
+        def conv(y, features, kernel, stride=1, pad=1, name=None):
+            y = nn.Conv(features * widen, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
+                        kernel_init=torch_init, dtype=self.dtype, name=name)(y)
+            return act(y)
+
+        def pool(y):
+            return nn.max_pool(y, (3, 3), strides=(2, 2))
+
+        x = x.astype(self.dtype)
+        x = pool(conv(x, 64, 11, stride=4, pad=2, name="conv1"))
+        x = pool(conv(x, 192, 5, pad=2, name="conv2"))
+        x = conv(x, 384, 3, name="conv3")
+        x = conv(x, 256, 3, name="conv4")
+        x = pool(conv(x, 256, 3, name="conv5"))
+        _check_size(x, "alexnet_onegpu", 63)
+        x = adaptive_avg_pool(x, 6).reshape(x.shape[0], -1)
+        for name in ("fc6", "fc7"):  # torchvision's order: dropout before each hidden fc
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+            x = act(nn.Dense(self.fc_features * widen, kernel_init=torch_init, dtype=self.dtype,
+                             name=name)(x))
+        x = nn.Dense(self.num_classes, kernel_init=torch_init, dtype=self.dtype, name="fc8")(x)
+        return x.astype(jnp.float32)
+
+
+def _lrn_per_column(x):
+    """The paper's LRN (k=2, n=5, alpha=1e-4, beta=0.75) within each of the two columns."""
+    n, h, w, c = x.shape
+    return lrn(x.reshape(n, h, w, 2, c // 2)).reshape(x.shape)
+
+
+def adaptive_avg_pool(x, size: int):
+    """PyTorch's AdaptiveAvgPool2d(size) on NHWC: bin i averages rows floor(iH/s)..ceil((i+1)H/s)."""
+
+    def bins(length):
+        m = np.zeros((size, length), np.float32)
+        for i in range(size):
+            lo, hi = (i * length) // size, -(-(i + 1) * length // size)
+            m[i, lo:hi] = 1.0 / (hi - lo)
+        return jnp.asarray(m, x.dtype)
+
+    return jnp.einsum("ih,jw,nhwc->nijc", bins(x.shape[1]), bins(x.shape[2]), x)
+
+
+def _check_size(x, name, min_px):
+    if x.shape[1] < 1 or x.shape[2] < 1:
+        raise ValueError(f"{name} needs inputs of at least {min_px}x{min_px} px")

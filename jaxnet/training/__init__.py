@@ -1,0 +1,1 @@
+"""Training: state, pure steps, optimizers, sharding, checkpoints, logging and the loop."""

@@ -1,0 +1,117 @@
+"""Pure train and eval steps. No I/O here: the loop jits them with shardings over the mesh.
+
+A batch is a dict of `image` (uint8 NHWC), `label` (int32) and, for evaluation, `mask` (1 for
+real rows, 0 for padding). Metrics come back as means over the global batch (train) or as sums
+to be added up over the whole split (eval).
+"""
+import jax
+import jax.numpy as jnp
+import optax
+
+AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers (Szegedy et al. 2014)
+
+
+def normalize(images, mean, std, dtype):
+    """uint8 images -> (x - mean) / std in the compute dtype, on the device."""
+    x = images.astype(jnp.float32)
+    x = (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+    return x.astype(dtype)
+
+
+def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0):
+    """Per-example softmax cross-entropy with optional label smoothing."""
+    targets = jax.nn.one_hot(labels, num_classes)
+    if label_smoothing:
+        targets = optax.smooth_labels(targets, label_smoothing)
+    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+
+
+def topk_correct(logits, labels, k: int):
+    """1.0 where the label is among the k highest logits (ties broken by index, as argsort)."""
+    k = min(k, logits.shape[-1])
+    top = jax.lax.top_k(logits, k)[1]
+    return jnp.any(top == labels[:, None], axis=-1).astype(jnp.float32)
+
+
+def split_outputs(outputs):
+    """Main logits and auxiliary logits from a model's train-mode output."""
+    if isinstance(outputs, dict):
+        return outputs["logits"], list(outputs.get("aux_logits", []))
+    return outputs, []
+
+
+def make_train_step(model, tx: optax.GradientTransformation, schedule, config):
+    """Return `train_step(state, batch) -> (state, metrics)`, pure and jittable."""
+    dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+
+    def loss_fn(params, state, images, labels, dropout_rng):
+        variables = {"params": params}
+        mutable = []
+        if state.batch_stats:
+            variables["batch_stats"] = state.batch_stats
+            mutable = ["batch_stats"]
+        outputs, updates = model.apply(variables, images, train=True, mutable=mutable,
+                                       rngs={"dropout": dropout_rng})
+        logits, aux_logits = split_outputs(outputs)
+        loss = cross_entropy(logits, labels, config.num_classes, config.label_smoothing).mean()
+        for aux in aux_logits:
+            aux_loss = cross_entropy(aux, labels, config.num_classes, config.label_smoothing)
+            loss = loss + AUX_LOSS_WEIGHT * aux_loss.mean()
+        return loss, (logits, updates.get("batch_stats", state.batch_stats))
+
+    def train_step(state, batch):
+        images = normalize(batch["image"], config.mean, config.std, dtype)
+        labels = batch["label"]
+        dropout_rng = jax.random.fold_in(state.rng, state.step)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, (logits, batch_stats)), grads = grad_fn(state.params, state, images, labels,
+                                                       dropout_rng)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new_state = state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            batch_stats=batch_stats,
+            opt_state=opt_state,
+        )
+        metrics = {
+            "loss": loss,
+            "top1_acc": topk_correct(logits, labels, 1).mean(),
+            "top5_acc": topk_correct(logits, labels, 5).mean(),
+            "lr": schedule(state.step),
+        }
+        return new_state, metrics
+
+    return train_step
+
+
+def make_eval_step(model, config):
+    """Return `eval_step(state, batch) -> sums` of loss, top-1/top-5 correct and count over real rows."""
+    dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+
+    def eval_step(state, batch):
+        variables = {"params": state.params}
+        if state.batch_stats:
+            variables["batch_stats"] = state.batch_stats
+        images = normalize(batch["image"], config.mean, config.std, dtype)
+        logits = model.apply(variables, images, train=False)
+        labels, mask = batch["label"], batch["mask"]
+        return {
+            "loss": (cross_entropy(logits, labels, config.num_classes) * mask).sum(),
+            "top1_correct": (topk_correct(logits, labels, 1) * mask).sum(),
+            "top5_correct": (topk_correct(logits, labels, 5) * mask).sum(),
+            "count": mask.sum(),
+        }
+
+    return eval_step
+
+
+def summarize_eval(sums) -> dict:
+    """Turn summed eval metrics into the contract's names: loss, top1/top5 accuracy and error."""
+    n = float(sums["count"])
+    top1, top5 = float(sums["top1_correct"]) / n, float(sums["top5_correct"]) / n
+    return {
+        "loss": float(sums["loss"]) / n,
+        "top1_acc": top1, "top5_acc": top5,
+        "top1_err": 1.0 - top1, "top5_err": 1.0 - top5,
+        "num_examples": int(n),
+    }

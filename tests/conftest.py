@@ -1,0 +1,17 @@
+"""Test set-up: emulate 8 CPU devices before JAX starts, so sharding code runs as on a pod."""
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402  (must come after the flags above)
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def devices():
+    devs = jax.devices()
+    assert len(devs) == 8, f"conftest should emulate 8 CPU devices, got {len(devs)}"
+    return devs

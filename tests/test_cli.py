@@ -1,0 +1,63 @@
+"""train.py and eval.py end to end, as a user runs them (subprocesses, 8 emulated devices)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def run(*args):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_train_eval_resume(tmp_path):
+    workdir = str(tmp_path / "run")
+    code, out = run("train.py", "--config=tests/tiny_config.py", f"--workdir={workdir}",
+                    "--config.num_epochs=1")
+    assert code == 0, out
+    assert "mesh: {'data': 8}" in out and "final test: top-1" in out
+    assert "ETA" in out and "img/s" in out
+
+    code, out = run("eval.py", "--config=tests/tiny_config.py", f"--workdir={workdir}")
+    assert code == 0, out
+    report = json.loads((tmp_path / "run" / "eval" / "test_step4.json").read_text())
+    assert report["num_examples"] == 64 and report["step"] == 4
+    assert set(report) >= {"loss", "top1_acc", "top5_acc", "top1_err", "top5_err"}
+    assert abs(report["top1_acc"] + report["top1_err"] - 1) < 1e-9
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    final_in_training = [r for r in records if r["split"] == "test"][-1]
+    assert final_in_training["top1_acc"] == report["top1_acc"]  # the same model, the same numbers
+
+    code, out = run("train.py", "--config=tests/tiny_config.py", f"--workdir={workdir}",
+                    "--config.num_epochs=2")
+    assert code == 0, out
+    assert "resumed from the checkpoint at step 4" in out
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 8
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_unknown_config_field_is_named_without_a_traceback(tmp_path):
+    code, out = run("train.py", "--config=tests/tiny_config.py", "--config.learning_rate=0.1",
+                    f"--workdir={tmp_path}")
+    assert code == 2 and "unknown config field 'learning_rate'" in out and "Traceback" not in out
+
+
+def test_imagenet_config_explains_how_to_get_the_data(tmp_path):
+    code, out = run("train.py", "--config=configs/resnet50.py", f"--workdir={tmp_path / 'r50'}")
+    assert code == 1 and "ILSVRC2012_img_train.tar" in out and "Traceback" not in out
+    assert not (tmp_path / "r50").exists()  # nothing written for a run that cannot start
+
+
+def test_eval_without_checkpoint_says_train_first(tmp_path):
+    code, out = run("eval.py", "--config=tests/tiny_config.py", f"--workdir={tmp_path}")
+    assert code == 1 and "train first" in out and "Traceback" not in out
+
+
+def test_batch_not_divisible_by_devices_is_reported(tmp_path):
+    code, out = run("train.py", "--config=tests/tiny_config.py", "--config.batch_size=12",
+                    f"--workdir={tmp_path}")
+    assert code == 1 and "not divisible by the 8 devices" in out and "Traceback" not in out

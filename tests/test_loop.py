@@ -1,0 +1,102 @@
+"""The training loop: resume equals an uninterrupted run, restores onto fewer devices, refuses a
+foreign workdir, stops on NaN keeping the last good checkpoint."""
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from jaxnet import JaxnetError
+from jaxnet.training.checkpoint import Checkpointer, abstract_like
+from jaxnet.training.loop import TrainingDiverged, build_training, train_and_evaluate
+from jaxnet.training.sharding import create_mesh, replicated
+from tests.tiny_config import get_config
+
+
+def read_metrics(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timing(records):
+    return [{k: v for k, v in r.items() if k != "images_per_sec"} for r in records]
+
+
+def restore_latest(config, workdir, devices):
+    mesh = create_mesh(devices)
+    _, _, _, init = build_training(config, 4, mesh)
+    abstract = abstract_like(jax.eval_shape(init, jax.random.PRNGKey(0)), replicated(mesh))
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=5)
+    try:
+        return checkpointer.restore(abstract)
+    finally:
+        checkpointer.close()
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, devices):
+    config = get_config()  # 8 steps, checkpoints at 4 and 8, logs every 2, evals every 4
+    full = tmp_path / "full"
+    final_full = train_and_evaluate(config, full)
+
+    resumed = tmp_path / "resumed"
+    assert train_and_evaluate(config, resumed, stop_at_step=6) is None  # "preempted" mid-epoch
+    assert sorted(os.listdir(resumed / "checkpoints")) == ["4", "6"]
+    final_resumed = train_and_evaluate(config, resumed)  # the same command resumes it
+
+    records_full = without_timing(read_metrics(full))
+    records_resumed = without_timing(read_metrics(resumed))
+    train_full = [r for r in records_full if r["split"] == "train"]
+    assert [r["step"] for r in train_full] == [2, 4, 6, 8]
+    assert train_full == [r for r in records_resumed if r["split"] == "train"]
+    assert final_full == final_resumed
+    state_full = restore_latest(config, full, devices)
+    state_resumed = restore_latest(config, resumed, devices)
+    assert int(state_full.step) == int(state_resumed.step) == 8
+    for a, b in zip(jax.tree.leaves(state_full), jax.tree.leaves(state_resumed)):
+        np.testing.assert_array_equal(a, b)
+    assert final_full["num_examples"] == config.synthetic_examples
+    assert sorted(os.listdir(full / "checkpoints")) == ["4", "8"]
+    saved = json.loads((full / "config.json").read_text())
+    assert saved["model"] == {"name": "resnet18", "stem": "small", "width": 4, "stage_sizes": [1, 1]}
+
+
+def test_checkpoint_from_8_devices_restores_onto_4(tmp_path, devices):
+    config = get_config()
+    config.num_epochs = 1.0
+    train_and_evaluate(config, tmp_path)
+    on8 = restore_latest(config, tmp_path, devices)
+    on4 = restore_latest(config, tmp_path, devices[:4])
+    kernel = on4.params["fc"]["kernel"]
+    assert kernel.sharding.mesh.devices.size == 4
+    for a, b in zip(jax.tree.leaves(on8), jax.tree.leaves(on4)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_workdir_of_another_model_is_refused_and_left_alone(tmp_path):
+    config = get_config()
+    config.num_epochs = 1.0
+    train_and_evaluate(config, tmp_path)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    other = get_config()
+    other.model.width = 8
+    with pytest.raises(JaxnetError, match="different run.*model"):
+        train_and_evaluate(other, tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = get_config()
+    config.num_epochs = 1.0
+    train_and_evaluate(config, tmp_path)  # a good checkpoint at step 4
+    config.num_epochs = 3.0
+    config.base_lr = 1e30  # diverges as soon as training resumes
+    with pytest.raises(TrainingDiverged, match=r"at step \d+.*last good checkpoint is step 4"):
+        train_and_evaluate(config, tmp_path)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]
+
+
+def test_unwritable_workdir_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(JaxnetError, match="not writable"):
+        train_and_evaluate(get_config(), blocker / "run")

@@ -1,0 +1,21 @@
+"""Train a model: python train.py --config=configs/NAME.py [--config.FIELD=VALUE ...] [--workdir=DIR].
+
+Re-running the same command with the same workdir resumes from its latest checkpoint.
+"""
+from absl import app
+
+from jaxnet.cli import CONFIG, parse_flags, run_reporting_errors, workdir_or_default
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from jaxnet.training.loop import train_and_evaluate
+
+    metrics = run_reporting_errors(lambda: train_and_evaluate(CONFIG.value, workdir_or_default()))
+    print(f"final {CONFIG.value.eval_split}: top-1 {metrics['top1_acc']:.4f}, "
+          f"top-5 {metrics['top5_acc']:.4f}, loss {metrics['loss']:.4f}")
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
