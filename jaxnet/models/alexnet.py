@@ -43,6 +43,7 @@ class AlexNet(nn.Module):
         act, widen = get_activation(self.activation)
 
         def conv(y, features, kernel, stride=1, groups=1, bias=0.0, name=None):
+            # conv1 (stride 4) is unpadded: 227 -> 55; the others keep their input's size.
             y = nn.Conv(features * widen, (kernel, kernel), (stride, stride),
                         padding=[(kernel // 2, kernel // 2)] * 2 if stride == 1 else "VALID",
                         feature_group_count=groups, kernel_init=paper_init,

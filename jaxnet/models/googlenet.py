@@ -12,8 +12,8 @@ Auxiliary classifiers on 4a and 4d (avgpool 5x5/3, 1x1 conv 128, fc 1024, dropou
 when `train=True`, where the net returns {"logits": main, "aux_logits": [aux1, aux2]}; the training
 step adds 0.3 x each auxiliary cross-entropy. Their parameters are always created by `init` (as
 `aux1`, `aux2`) so a state initialised with train=False can train; inference never touches them.
-At 224 px their fc sees 4x4x128 = 2048 inputs; below 224 px the pool window shrinks to the map if
-the map is under 5x5, and the fc's fan-in follows the map size.
+At 224 px their fc sees 4x4x128 = 2048 inputs; at other sizes the fc's fan-in follows the map
+size, and maps under 5x5 (inputs below 65 px) are pooled whole.
 """
 from typing import Any, Sequence
 
