@@ -4,7 +4,8 @@ Reports loss, top-1/top-5 accuracy and error over the whole split and writes WOR
 """
 from absl import app, flags
 
-from jaxnet.cli import CONFIG, parse_flags, run_reporting_errors, workdir_or_default
+from jaxnet.cli import (CONFIG, configure_cpu_devices, parse_flags, run_reporting_errors,
+                        workdir_or_default)
 
 SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: config.eval_split).")
 STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
@@ -13,6 +14,7 @@ STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    configure_cpu_devices(CONFIG.value)
     from jaxnet.evaluation.checkpoint_eval import evaluate_checkpoint
 
     m = run_reporting_errors(

@@ -4,12 +4,14 @@ Re-running the same command with the same workdir resumes from its latest checkp
 """
 from absl import app
 
-from jaxnet.cli import CONFIG, parse_flags, run_reporting_errors, workdir_or_default
+from jaxnet.cli import (CONFIG, configure_cpu_devices, parse_flags, run_reporting_errors,
+                        workdir_or_default)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    configure_cpu_devices(CONFIG.value)
     from jaxnet.training.loop import train_and_evaluate
 
     metrics = run_reporting_errors(lambda: train_and_evaluate(CONFIG.value, workdir_or_default()))

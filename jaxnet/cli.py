@@ -1,4 +1,6 @@
 """What train.py and eval.py share: flags, config loading, and turning user errors into messages."""
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +11,11 @@ from jaxnet import JaxnetError
 
 CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (configs/*.py).", lock_config=True)
+CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", -1,
+    "Split the host CPU into this many JAX devices (data parallel over cores, one thread pool"
+    " each); -1 = auto: the number of usable cores, reduced to divide the batch sizes. Only the"
+    " CPU backend is affected: on GPU/TPU machines the accelerators are the mesh.")
 WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, metrics and config.json go (default: workdirs/CONFIG_NAME).")
 
@@ -26,6 +33,26 @@ def parse_flags(argv):
     except flags.Error as e:
         print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+
+
+def configure_cpu_devices(config) -> None:
+    """Apply --cpu_devices before JAX starts (unless XLA_FLAGS already sets a device count)."""
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    count = CPU_DEVICES.value
+    if count < 0:
+        count = auto_cpu_devices(len(os.sched_getaffinity(0)), config.batch_size,
+                                 config.eval_batch_size)
+    if count > 0:
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", count)
+
+
+def auto_cpu_devices(cores: int, *batch_sizes: int) -> int:
+    """The most devices, at most `cores` (and 8), that divide every batch size."""
+    divides = math.gcd(*batch_sizes)
+    return max(n for n in range(1, min(cores, 8) + 1) if divides % n == 0)
 
 
 def workdir_or_default() -> Path:

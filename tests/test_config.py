@@ -48,3 +48,12 @@ def test_bad_values_are_named():
     c.dtype = "float16"
     with pytest.raises(JaxnetError, match="dtype"):
         validate_config(c)
+
+
+def test_auto_cpu_devices_divides_the_batches():
+    from jaxnet.cli import auto_cpu_devices
+
+    assert auto_cpu_devices(2, 128, 500) == 2
+    assert auto_cpu_devices(6, 128, 512) == 4
+    assert auto_cpu_devices(64, 256, 512) == 8
+    assert auto_cpu_devices(3, 125, 500) == 1

@@ -110,7 +110,8 @@ def test_bfloat16_compute_keeps_float32_params():
 
 
 def test_registry_lists_the_contract_names_and_rejects_bad_input():
-    for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "plain18", "plain34"):
+    for name in ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "plain18",
+                 "plain34", "alexnet", "alexnet_onegpu", "googlenet"):
         assert name in list_models()
     with pytest.raises(ValueError, match="unknown model 'resnet19'"):
         create_model("resnet19", num_classes=10)

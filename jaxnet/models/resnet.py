@@ -177,6 +177,7 @@ def _check_options(net):
 
 
 RESNET_SPECS = {
+    "resnet10": dict(stage_sizes=(1, 1, 1, 1), block=BasicBlock),  # a light net for small data
     "resnet18": dict(stage_sizes=(2, 2, 2, 2), block=BasicBlock),
     "resnet34": dict(stage_sizes=(3, 4, 6, 3), block=BasicBlock),
     "resnet50": dict(stage_sizes=(3, 4, 6, 3), block=Bottleneck),
