@@ -6,7 +6,7 @@ import pytest
 
 from jaxnet import JaxnetError
 from jaxnet.data import sources
-from jaxnet.data.pipeline import eval_batches, random_crop, random_erase, train_loader
+from jaxnet.data.pipeline import eval_batches, random_crops, random_erase, train_loader
 from tests.tiny_config import get_config
 
 
@@ -126,14 +126,20 @@ def test_eval_sees_every_example_exactly_once(num_examples, batch, processes):
     assert len(num_batches) == 1  # every process runs the same number of steps
 
 
-def test_random_crop_is_a_shifted_window_of_the_padded_image():
-    image = np.arange(16, dtype=np.uint8).reshape(4, 4, 1) + 1
+def test_random_crops_are_shifted_windows_of_the_padded_images():
+    images = np.arange(2 * 16, dtype=np.uint8).reshape(2, 4, 4, 1) + 1
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
     rng = np.random.default_rng(0)
-    for _ in range(20):
-        crop = random_crop(image, 2, rng)
-        assert crop.shape == image.shape and crop.dtype == np.uint8
-        padded = np.pad(image, ((2, 2), (2, 2), (0, 0)))
-        assert any(np.array_equal(crop, padded[t:t + 4, l:l + 4]) for t in range(5) for l in range(5))
+    offsets = set()
+    for _ in range(30):
+        crops = random_crops(images, 2, rng)
+        assert crops.shape == images.shape and crops.dtype == np.uint8
+        for crop, pad in zip(crops, padded):
+            match = [(t, l) for t in range(5) for l in range(5)
+                     if np.array_equal(crop, pad[t:t + 4, l:l + 4])]
+            assert match
+            offsets.add(match[0])
+    assert len(offsets) > 10  # the offsets really vary
 
 
 def test_augmented_batches_keep_shape_dtype_and_flip_really_flips():

@@ -10,29 +10,35 @@ import grain
 import numpy as np
 
 
-class Augment(grain.transforms.RandomMap):
-    """Small-image augmentation: pad-and-random-crop, horizontal flip, random erasing."""
+class AugmentBatch(grain.transforms.RandomMap):
+    """Small-image augmentation on a whole uint8 batch at once (vectorised numpy): a random crop of
+    the image zero-padded by `padding`, a horizontal flip, random erasing."""
 
     def __init__(self, kind: str, padding: int, erase_prob: float):
         self.kind, self.padding, self.erase_prob = kind, padding, erase_prob
 
-    def random_map(self, element, rng: np.random.Generator):
-        image = element["image"]
+    def random_map(self, batch, rng: np.random.Generator):
+        images = batch["image"]
         if self.kind == "crop_flip" and self.padding:
-            image = random_crop(image, self.padding, rng)
-        if self.kind in ("crop_flip", "flip") and rng.random() < 0.5:
-            image = image[:, ::-1]
-        if self.erase_prob and rng.random() < self.erase_prob:
-            image = random_erase(image, rng)
-        return {"image": np.ascontiguousarray(image), "label": element["label"]}
+            images = random_crops(images, self.padding, rng)
+        if self.kind in ("crop_flip", "flip"):
+            flip = rng.random(len(images)) < 0.5
+            images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
+        if self.erase_prob:
+            images = images.copy()
+            for i in np.flatnonzero(rng.random(len(images)) < self.erase_prob):
+                images[i] = random_erase(images[i], rng)
+        return {**batch, "image": np.ascontiguousarray(images)}
 
 
-def random_crop(image: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
-    """A crop of the image's own size from the image zero-padded by `padding` on each side."""
-    h, w = image.shape[:2]
-    padded = np.pad(image, ((padding, padding), (padding, padding), (0, 0)))
-    top, left = rng.integers(0, 2 * padding + 1, size=2)
-    return padded[top: top + h, left: left + w]
+def random_crops(images: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
+    """Per image, a crop of its own size from it zero-padded by `padding` on each side."""
+    n, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    top, left = rng.integers(0, 2 * padding + 1, size=(2, n))
+    rows = top[:, None] + np.arange(h)  # [n, h]
+    cols = left[:, None] + np.arange(w)  # [n, w]
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 def random_erase(image: np.ndarray, rng: np.random.Generator, area=(0.02, 0.4),
@@ -57,25 +63,25 @@ def local_batch_size(global_batch: int, process_count: int) -> int:
     return global_batch // process_count
 
 
-def train_loader(source, config, process_index: int = 0, process_count: int = 1) -> grain.DataLoader:
-    """An endless, per-epoch reshuffled (seeded), augmented stream of local batches.
+def train_loader(source, config, process_index: int = 0, process_count: int = 1):
+    """An endless stream of augmented local batches, reshuffled every epoch (seeded).
 
-    Each process reads its own shard. Iterate with `iter(loader)`; the iterator's state goes
-    into checkpoints (grain.checkpoint), so a resumed run continues with the same next batch.
+    Each process reads its own equal-sized shard. Iterate with `iter(loader)`; the iterator's
+    state goes into checkpoints (grain.checkpoint), so a resumed run continues with the same
+    next batch. Augmentation randomness is a function of (seed, batch index): resume-exact.
     """
-    sampler = grain.samplers.IndexSampler(
-        num_records=len(source),
-        shard_options=grain.sharding.ShardOptions(process_index, process_count, drop_remainder=True),
-        shuffle=True,
-        num_epochs=None,
-        seed=config.seed,
-    )
-    operations = [grain.transforms.Batch(local_batch_size(config.batch_size, process_count),
-                                         drop_remainder=True)]
+    usable = len(source) - len(source) % process_count
+    dataset = (grain.MapDataset.source(source)[:usable][process_index::process_count]
+               .shuffle(seed=config.seed)
+               .repeat()  # reshuffles each epoch: epoch e uses seed + e
+               .batch(local_batch_size(config.batch_size, process_count), drop_remainder=True))
     if config.augment != "none" or config.random_erasing:
-        operations.insert(0, Augment(config.augment, config.crop_padding, config.random_erasing))
-    return grain.DataLoader(data_source=source, sampler=sampler, operations=operations,
-                            worker_count=config.num_workers)
+        augment = AugmentBatch(config.augment, config.crop_padding, config.random_erasing)
+        dataset = dataset.random_map(augment, seed=config.seed)
+    dataset = dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4))
+    if config.num_workers:
+        dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.num_workers))
+    return dataset
 
 
 def num_eval_batches(num_examples: int, global_batch: int) -> int:
