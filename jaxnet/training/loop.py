@@ -177,12 +177,14 @@ def train_and_evaluate(config, workdir, stop_at_step=None):
 
 
 def _check_finite(host_metrics, first_step, last_good, checkpoint_dir):
+    """Raise TrainingDiverged at the first non-finite loss (host_metrics[i] is step first_step+i)."""
     for offset, m in enumerate(host_metrics):
         if not np.isfinite(m["loss"]):
-            step = first_step + offset
+            kept = (f"step {last_good} in {checkpoint_dir}" if last_good
+                    else "none (no checkpoint had been written)")
             raise TrainingDiverged(
-                f"the training loss became {m['loss']} at step {step}; training stopped and nothing"
-                f" after step {last_good} was saved. The last good checkpoint is"
-                f" {'step ' + str(last_good) + ' in ' + str(checkpoint_dir) if last_good else 'none (no checkpoint had been written)'}."
-                " Lower config.base_lr, add warmup (config.warmup_epochs), or check the data."
+                f"the training loss became {m['loss']} at step {first_step + offset}; training"
+                f" stopped and nothing after step {last_good} was saved. The last good checkpoint"
+                f" is {kept}. Lower config.base_lr, add warmup (config.warmup_epochs), or check"
+                " the data."
             )
