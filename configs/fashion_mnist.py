@@ -2,26 +2,17 @@
 
 Run:      python train.py --config=configs/fashion_mnist.py
 Evaluate: python eval.py --config=configs/fashion_mnist.py --workdir=workdirs/fashion_mnist
-Expected: >= 93.0% test top-1 in <= 15 minutes on a 2-core x86 CPU (see README for the measured run).
+Expected: >= 93.0% test top-1 in <= 15 minutes on a 2-core x86 CPU (measured: 93.24% in 13 min
+33 s for the whole command; see README, Results).
 """
-from jaxnet.config import base_config
+from jaxnet.config import fashion_mnist_config
 
 
 def get_config():
-    c = base_config()
+    c = fashion_mnist_config()
     c.model.name = "resnet10"  # one basic block per stage
     c.model.stem = "small"  # 3x3/1 stem, no max-pool: for 28 px inputs
     c.model.width = 16  # a quarter of the usual width (64): 0.31M parameters
-    c.dataset = "fashion_mnist"
-    c.num_classes = 10
-    c.image_size = 28
-    c.channels = 1
-    c.mean = (72.94,)  # Fashion-MNIST train pixel mean / std (uint8 units)
-    c.std = (90.02,)
-    c.augment = "crop_flip"
-    c.crop_padding = 2
-    c.batch_size = 128
-    c.eval_batch_size = 500
     c.num_epochs = 14.0
     c.base_lr = 0.2
     c.lr_scaling = "linear"  # peak lr = 0.2 * 128 / 256 = 0.1

@@ -6,25 +6,15 @@ Evaluate: python eval.py --config=configs/fashion_mnist_long.py --workdir=workdi
 Expected: >= 95.0% test top-1, the target (published: ResNet-18 94.9%, WRN-28-10 with random
 erasing 96.3%). Not yet measured: see README, Results.
 """
-from jaxnet.config import base_config
+from jaxnet.config import fashion_mnist_config
 
 
 def get_config():
-    c = base_config()
+    c = fashion_mnist_config()
     c.model.name = "resnet18"
     c.model.stem = "small"
     c.model.width = 64
-    c.dataset = "fashion_mnist"
-    c.num_classes = 10
-    c.image_size = 28
-    c.channels = 1
-    c.mean = (72.94,)  # Fashion-MNIST train pixel mean / std (uint8 units)
-    c.std = (90.02,)
-    c.augment = "crop_flip"
-    c.crop_padding = 2
     c.random_erasing = 0.5
-    c.batch_size = 128
-    c.eval_batch_size = 500
     c.num_epochs = 60.0
     c.base_lr = 0.2  # peak lr 0.1 at batch 128
     c.schedule = "cosine"

@@ -105,3 +105,19 @@ def resnet_imagenet_recipe(name: str) -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 2000
     c.eval_split = "validation"
     return c
+
+
+def fashion_mnist_config() -> ml_collections.ConfigDict:
+    """Fashion-MNIST data settings shared by its configs: 28x28 grey, 10 classes, pad-crop + flip."""
+    c = base_config()
+    c.dataset = "fashion_mnist"
+    c.num_classes = 10
+    c.image_size = 28
+    c.channels = 1
+    c.mean = (72.94,)  # train-split pixel mean / std, in uint8 units
+    c.std = (90.02,)
+    c.augment = "crop_flip"
+    c.crop_padding = 2
+    c.batch_size = 128
+    c.eval_batch_size = 500
+    return c
