@@ -38,10 +38,6 @@ class ArraySource:
     def __getitem__(self, index):
         return {"image": self.images[index], "label": self.labels[index]}
 
-    def _getitems(self, indices):
-        """Batched read: grain's MapDataset calls this instead of __getitem__ per index."""
-        return [self[i] for i in indices]
-
     def __repr__(self) -> str:
         return f"ArraySource({len(self)} x {self.images.shape[1:]})"
 
