@@ -8,34 +8,52 @@ import math
 
 import grain
 import numpy as np
+from absl import flags
+
+from jaxnet.data.sources import EncodedSource
+from jaxnet.data.transforms import TrainTransform
 
 
 class AugmentBatch(grain.transforms.RandomMap):
     """Small-image augmentation on a whole uint8 batch at once (vectorised numpy): a random crop of
-    the image zero-padded by `padding`, a horizontal flip, random erasing."""
+    the image zero-padded by `padding`, a horizontal flip, random erasing.
 
-    def __init__(self, kind: str, padding: int, erase_prob: float):
+    With several processes, a local batch holds rows process_index::process_count of the global
+    batch; the random numbers are drawn for the whole global batch (grain seeds every process's
+    batch k alike) and this process's rows used, so augmentation does not depend on the number
+    of processes.
+    """
+
+    def __init__(self, kind: str, padding: int, erase_prob: float, process_index: int = 0,
+                 process_count: int = 1):
         self.kind, self.padding, self.erase_prob = kind, padding, erase_prob
+        self.process_index, self.process_count = process_index, process_count
 
     def random_map(self, batch, rng: np.random.Generator):
         images = batch["image"]
+        p, count = self.process_index, self.process_count
         if self.kind == "crop_flip" and self.padding:
-            images = random_crops(images, self.padding, rng)
+            images = random_crops(images, self.padding, rng, p, count)
         if self.kind in ("crop_flip", "flip"):
-            flip = rng.random(len(images)) < 0.5
+            flip = (rng.random(len(images) * count) < 0.5)[p::count]
             images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
         if self.erase_prob:
             images = images.copy()
-            for i in np.flatnonzero(rng.random(len(images)) < self.erase_prob):
-                images[i] = random_erase(images[i], rng)
+            for i in np.flatnonzero(rng.random(len(images) * count) < self.erase_prob):
+                erased = random_erase(images[i // count], rng)  # drawn for every global row
+                if i % count == p:
+                    images[i // count] = erased
         return {**batch, "image": np.ascontiguousarray(images)}
 
 
-def random_crops(images: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
-    """Per image, a crop of its own size from it zero-padded by `padding` on each side."""
+def random_crops(images: np.ndarray, padding: int, rng: np.random.Generator,
+                 process_index: int = 0, process_count: int = 1) -> np.ndarray:
+    """Per image, a crop of its own size from it zero-padded by `padding` on each side (offsets
+    drawn for a global batch of process_count local ones; this process's rows used)."""
     n, h, w, _ = images.shape
     padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    top, left = rng.integers(0, 2 * padding + 1, size=(2, n))
+    offsets = rng.integers(0, 2 * padding + 1, size=(2, n * process_count))
+    top, left = offsets[:, process_index::process_count]
     rows = top[:, None] + np.arange(h)  # [n, h]
     cols = left[:, None] + np.arange(w)  # [n, w]
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
@@ -66,21 +84,49 @@ def local_batch_size(global_batch: int, process_count: int) -> int:
 def train_loader(source, config, process_index: int = 0, process_count: int = 1):
     """An endless stream of augmented local batches, reshuffled every epoch (seeded).
 
-    Each process reads its own equal-sized shard. Iterate with `iter(loader)`; the iterator's
-    state goes into checkpoints (grain.checkpoint), so a resumed run continues with the same
-    next batch. Augmentation randomness is a function of (seed, batch index): resume-exact.
+    Each process reads its own shard: every process_count-th example of one global shuffled
+    stream, so the global batch k (the union of the processes' batches k) and its augmentation
+    are the same for any number of processes, and every process's iterator stands at the same
+    batch index. Iterate with `iter(loader)`; the iterator's state goes into checkpoints
+    (grain.checkpoint), so a resumed run continues with the same next batch. Augmentation
+    randomness is a function of (seed, example or batch index): resume-exact.
+
+    Encoded images (an EncodedSource) are decoded and cropped per example by the config's
+    train transform (jaxnet.data.transforms.TrainTransform), in source.num_workers processes.
     """
-    usable = len(source) - len(source) % process_count
-    dataset = (grain.MapDataset.source(source)[:usable][process_index::process_count]
+    encoded = isinstance(source, EncodedSource)
+    dataset = (grain.MapDataset.source(source.records if encoded else source)
                .shuffle(seed=config.seed)
-               .repeat()  # reshuffles each epoch: epoch e uses seed + e
+               .repeat())  # reshuffles each epoch: epoch e uses seed + e
+    if encoded:  # per example, seeded by its global position: independent of processes
+        dataset = dataset.random_map(train_transform(config), seed=config.seed)
+    dataset = (dataset[process_index::process_count]
                .batch(local_batch_size(config.batch_size, process_count), drop_remainder=True))
-    if config.augment != "none" or config.random_erasing:
-        augment = AugmentBatch(config.augment, config.crop_padding, config.random_erasing)
+    small_image_augment = not encoded or config.train_transform == "resize"
+    if (small_image_augment and config.augment != "none") or config.random_erasing:
+        augment = AugmentBatch(config.augment if small_image_augment else "none",
+                               config.crop_padding, config.random_erasing,
+                               process_index, process_count)
         dataset = dataset.random_map(augment, seed=config.seed)
+    return _prefetch(dataset, source.num_workers if encoded else max(config.num_workers, 0))
+
+
+def train_transform(config) -> TrainTransform:
+    """The config's per-example train transform for encoded images."""
+    return TrainTransform(config.train_transform, config.image_size, area=config.crop_area,
+                          scale_range=config.scale_range, jitter=config.color_jitter,
+                          lighting=config.pca_lighting)
+
+
+def _prefetch(dataset: grain.MapDataset, num_workers: int):
+    """Iterate `dataset` with a small read-ahead, in `num_workers` processes if > 0 (their
+    buffers are bounded: host memory stays flat however long the iteration)."""
     dataset = dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4))
-    if config.num_workers:
-        dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.num_workers))
+    if num_workers:
+        if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (outside an absl app)
+            flags.FLAGS.mark_as_parsed()
+        dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
+                                                                   per_worker_buffer_size=2))
     return dataset
 
 
@@ -92,12 +138,26 @@ def eval_batches(source, global_batch: int, process_index: int = 0, process_coun
     """Yield every example exactly once, as local batches padded to full size with a `mask`.
 
     All processes yield the same number of batches (the last ones may be all padding), as the
-    jitted step needs; padded rows have mask 0 and are left out of every metric.
+    jitted step needs; padded rows have mask 0 and are left out of every metric. An
+    EncodedSource is decoded and centre-cropped (its eval_transform) in grain worker processes.
     """
     local = local_batch_size(global_batch, process_count)
+    count = num_eval_batches(len(source), global_batch)
+    if isinstance(source, EncodedSource):  # decode + centre-crop in grain worker processes
+        size = source.eval_transform.size
+        template = {"image": np.zeros((size, size, 3), np.uint8)}
+        shard = (grain.MapDataset.source(source.records)[process_index::process_count]
+                 .map(source.eval_transform).batch(local, drop_remainder=False))
+        batches = iter(_prefetch(shard, source.num_workers))
+        for _ in range(count):
+            batch = next(batches, None)
+            rows = [] if batch is None else [{k: v[i] for k, v in batch.items()}
+                                             for i in range(len(batch["label"]))]
+            yield pad_batch(rows, local, template)
+        return
     dataset = grain.MapDataset.source(source)[process_index::process_count]
     rows = iter(dataset)
-    for _ in range(num_eval_batches(len(source), global_batch)):
+    for _ in range(count):
         chunk = [row for _, row in zip(range(local), rows)]
         yield pad_batch(chunk, local, template=source[0])
 

@@ -108,14 +108,98 @@ def synthetic(num_examples: int, image_size: int, channels: int, num_classes: in
 
 
 IMAGENET_HELP = (
-    "ImageNet (ILSVRC-2012) cannot be downloaded automatically: its licence requires you to"
+    "ImageNet (ILSVRC-2012) was not found prepared in {where}. Its licence requires you to"
     " register at image-net.org and download ILSVRC2012_img_train.tar (138 GB) and"
-    " ILSVRC2012_img_val.tar (6.3 GB) yourself. jaxnet's TensorFlow-free preparation of those tars"
-    " into tfds ArrayRecord files and its JPEG input pipeline are not part of this release yet"
-    " (tracked as the 'ImageNet input' issue), so the ImageNet configs cannot train here."
+    " ILSVRC2012_img_val.tar (6.3 GB) yourself into a directory DIR; then convert them once"
+    " (no TensorFlow needed): python -m jaxnet.data.prepare imagenet2012 --manual_dir=DIR"
+    " --data_dir=DATA, and train with --config.data_dir=DATA (or set JAXNET_DATA_DIR)."
     " Meanwhile, every recipe can be tried end to end on random data with"
     " --config.dataset=synthetic, and configs/fashion_mnist.py trains on real data."
 )
+# tfds datasets readable by their bare name; any other tfds dataset works as "tfds:NAME".
+TFDS_NAMES = ("imagenet2012", "imagenette", "cifar10", "cifar100")
+DATASETS = "fashion_mnist, synthetic, imagenet2012, imagenette, cifar10, cifar100, tfds:NAME, folder"
+
+
+class EncodedSource:
+    """Encoded images (JPEG/PNG bytes) with labels, decoded per example inside grain.
+
+    `records[i]` -> {"image": bytes, "label": int} is what the train pipeline reads (it decodes
+    with the config's train transform); `source[i]` is the eval view, decoded and centre-cropped
+    by `eval_transform` to a fixed-size uint8 image, so eval_batches and any other reader get
+    ready arrays. `num_workers` is how many grain worker processes decode.
+    """
+
+    def __init__(self, records, eval_transform, num_workers: int = 0, name: str = ""):
+        self.records, self.eval_transform = records, eval_transform
+        self.num_workers, self.name = num_workers, name
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index):
+        return self.eval_transform.map(self.records[index])
+
+    def __repr__(self) -> str:
+        return f"EncodedSource({self.name}, {len(self)} images)"
+
+
+def resolve_workers(config) -> int:
+    """config.num_workers, with -1 (auto) = every usable core for decoding."""
+    if config.num_workers >= 0:
+        return config.num_workers
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def encoded_source(records, config, name: str) -> EncodedSource:
+    """Wrap `records` with the config's eval transform and worker count."""
+    from jaxnet.data.transforms import EvalTransform
+
+    if config.channels != 3:
+        raise JaxnetError(f"{name} images are decoded as RGB: set config.channels = 3")
+    return EncodedSource(records, EvalTransform(config.image_size, eval_resize(config)),
+                         resolve_workers(config), name)
+
+
+def eval_resize(config) -> int:
+    """Shorter side before the eval centre crop; 0 = squash the whole image (transform resize)."""
+    if config.eval_resize >= 0:
+        return config.eval_resize
+    return 0 if config.train_transform == "resize" else round(config.image_size * 256 / 224)
+
+
+def tfds_source(name: str, split: str, config) -> EncodedSource:
+    """A prepared tfds dataset (ArrayRecord files), images left encoded. Datasets tfds can
+    download are downloaded and prepared first; imagenet2012 needs jaxnet.data.prepare."""
+    import tensorflow_datasets as tfds
+
+    data_dir = config.data_dir or os.environ.get("JAXNET_DATA_DIR") or None
+    try:
+        builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    except Exception as e:  # unknown name, or a builder module that cannot be imported
+        raise JaxnetError(f"tfds has no dataset {name!r} usable here ({type(e).__name__}: {e})") from e
+    if not builder.is_prepared():
+        if name == "imagenet2012":
+            raise JaxnetError(IMAGENET_HELP.format(where=builder.data_dir))
+        try:
+            builder.download_and_prepare()
+        except Exception as e:
+            raise JaxnetError(
+                f"{name} is not prepared in {builder.data_dir} and tfds could not prepare it"
+                f" ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Prepare it"
+                f" where there is network: python -m jaxnet.data.prepare {name} --data_dir=DIR,"
+                " then pass --config.data_dir=DIR") from e
+    on_disk = tfds.builder_from_directory(builder.data_dir).info
+    if split not in on_disk.splits:
+        raise JaxnetError(f"{name} has splits {', '.join(on_disk.splits)}, not {split!r}"
+                          " (set config.train_split / config.eval_split)")
+    classes = on_disk.features["label"].num_classes
+    if classes != config.num_classes:
+        raise JaxnetError(f"{name} in {builder.data_dir} has {classes} classes but"
+                          f" config.num_classes is {config.num_classes}")
+    records = tfds.data_source(name, split=split, data_dir=data_dir, download=False,
+                               decoders={"image": tfds.decode.SkipDecoding()})
+    return encoded_source(records, config, f"{name}:{split}")
 
 
 def create_source(config, split: str):
@@ -126,8 +210,14 @@ def create_source(config, split: str):
         seed = config.seed + (0 if split == config.train_split else 1)
         return synthetic(config.synthetic_examples, config.image_size, config.channels,
                          config.num_classes, seed)
-    if config.dataset == "imagenet2012":
-        raise JaxnetError(IMAGENET_HELP)
-    raise JaxnetError(
-        f"unknown dataset {config.dataset!r}; choose fashion_mnist, imagenet2012 or synthetic"
-    )
+    if config.dataset in TFDS_NAMES or config.dataset.startswith("tfds:"):
+        return tfds_source(config.dataset.removeprefix("tfds:"), split, config)
+    if config.dataset == "folder":
+        from jaxnet.data.folder import folder_records
+
+        records = folder_records(config.data_dir, split)
+        if len(records.classes) != config.num_classes:
+            raise JaxnetError(f"{config.data_dir} has {len(records.classes)} classes but"
+                              f" config.num_classes is {config.num_classes}")
+        return encoded_source(records, config, f"folder:{split}")
+    raise JaxnetError(f"unknown dataset {config.dataset!r}; choose one of {DATASETS}")

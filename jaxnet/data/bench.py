@@ -1,0 +1,209 @@
+"""Input-pipeline benchmark on ImageNet-like JPEGs (generated: 500x375, quality 90).
+
+    python -m jaxnet.data.bench [--images=200] [--size=500x375] [--repeats=3] [--workers=1,2] [--long=4000]
+
+Prints, per CPU core (images per CPU-second of the decoding process, so other load on the
+machine does not count): a plain Pillow loop (decode, torchvision-style RandomResizedCrop, flip),
+jaxnet's inception_crop train transform and its eval transform, measured in the same run; then
+the grain pipeline's wall-clock throughput with 0, 1, 2, ... worker processes, and the peak
+resident memory (main process + workers) over a long iteration.
+"""
+import argparse
+import io
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import psutil
+
+from jaxnet.data.transforms import EvalTransform, TrainTransform
+
+
+def imagenet_like_jpeg(rng: np.random.Generator, size=(500, 375), quality=90) -> bytes:
+    """A photo-like image: smooth structure at several scales plus fine texture, so its JPEG is
+    about as large (and as slow to decode) as an average ILSVRC-2012 image (~110 KB)."""
+    w, h = size
+    image = np.zeros((h, w, 3), np.float32)
+    for cells, weight in ((4, 90.0), (16, 50.0), (64, 35.0), (250, 30.0)):
+        small = rng.normal(0, 1, (max(2, cells * h // w), cells, 3)).astype(np.float32)
+        layer = np.stack([np.asarray(PIL.Image.fromarray(small[..., c]).resize(size, PIL.Image.BICUBIC))
+                          for c in range(3)], -1)
+        image += weight * layer
+    image += rng.normal(0, 12, image.shape)
+    out = io.BytesIO()
+    PIL.Image.fromarray(np.clip(image + 120, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def plain_pillow(data: bytes, rnd: random.Random, size=224) -> np.ndarray:
+    """The reference loop: full decode, torchvision's RandomResizedCrop (scale 0.08-1, ratio
+    3/4-4/3, bilinear) and a random flip, written with Pillow only."""
+    image = PIL.Image.open(io.BytesIO(data)).convert("RGB")
+    width, height = image.size
+    box = (0, 0, width, height)
+    for _ in range(10):
+        area = width * height * rnd.uniform(0.08, 1.0)
+        ratio = math.exp(rnd.uniform(math.log(3 / 4), math.log(4 / 3)))
+        w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+        if 0 < w <= width and 0 < h <= height:
+            left, top = rnd.randint(0, width - w), rnd.randint(0, height - h)
+            box = (left, top, left + w, top + h)
+            break
+    image = image.crop(box).resize((size, size), PIL.Image.BILINEAR)
+    if rnd.random() < 0.5:
+        image = image.transpose(PIL.Image.FLIP_LEFT_RIGHT)
+    return np.asarray(image)
+
+
+def per_cpu_second(fn, items, repeats: int) -> float:
+    """Median over `repeats` passes of images per CPU-second of this process."""
+    rates = []
+    for _ in range(repeats):
+        start = time.process_time()
+        for item in items:
+            fn(item)
+        rates.append(len(items) / (time.process_time() - start))
+    return float(np.median(rates))
+
+
+def write_folder(root: Path, jpegs) -> None:
+    """An image folder (ROOT/train/c0/*.jpg) holding the generated images, for the pipeline."""
+    directory = root / "train" / "c0"
+    directory.mkdir(parents=True)
+    for i, data in enumerate(jpegs):
+        (directory / f"{i:05d}.jpg").write_bytes(data)
+
+
+def pipeline_config(root: Path, workers: int, batch: int):
+    from jaxnet.config import base_config
+
+    config = base_config()
+    config.dataset, config.data_dir, config.num_classes = "folder", str(root), 1
+    config.num_workers, config.batch_size = workers, batch
+    return config
+
+
+def family():
+    me = psutil.Process()
+    return [me] + me.children(recursive=True)
+
+
+def memory_mb() -> float:
+    """Resident memory of this process and its children (the grain workers), in MiB."""
+    total = 0
+    for p in family():
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def cpu_seconds() -> dict:
+    """{pid: user + system CPU seconds} of this process and its live children."""
+    times = {}
+    for p in family():
+        try:
+            t = p.cpu_times()
+            times[p.pid] = t.user + t.system
+        except psutil.Error:
+            pass
+    return times
+
+
+def pipeline_rate(root: Path, workers: int, batch: int, batches: int):
+    """(wall-clock images/sec, images per CPU-second of all its processes) of train_loader
+    (inception_crop, 224) after a warm-up."""
+    from jaxnet.data.pipeline import train_loader
+    from jaxnet.data.sources import create_source
+
+    config = pipeline_config(root, workers, batch)
+    iterator = iter(train_loader(create_source(config, "train"), config))
+    for _ in range(3):  # start-up: worker processes, first batches
+        next(iterator)
+    start, cpu = time.time(), cpu_seconds()
+    for _ in range(batches):
+        next(iterator)
+    wall, used = time.time() - start, cpu_seconds()
+    iterator.close()  # stops the workers and frees their shared memory
+    spent = sum(t - cpu.get(pid, 0.0) for pid, t in used.items())
+    return batches * batch / wall, batches * batch / spent
+
+
+def long_iteration(root: Path, workers: int, batch: int, images: int):
+    """(MiB after warm-up, peak MiB, MiB at the end, images/sec) over `images` images."""
+    from tqdm import tqdm
+
+    from jaxnet.data.pipeline import train_loader
+    from jaxnet.data.sources import create_source
+
+    config = pipeline_config(root, workers, batch)
+    iterator = iter(train_loader(create_source(config, "train"), config))
+    for _ in range(3):
+        next(iterator)
+    first = peak = memory_mb()
+    steps = images // batch
+    start = time.time()
+    for _ in tqdm(range(steps), desc=f"long iteration, {workers} workers", unit="batch"):
+        next(iterator)
+        peak = max(peak, memory_mb())
+    rate, last = steps * batch / (time.time() - start), memory_mb()
+    iterator.close()
+    return first, peak, last, rate
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m jaxnet.data.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=200, help="distinct generated JPEGs")
+    parser.add_argument("--size", default="500x375", help="generated image size, WIDTHxHEIGHT")
+    parser.add_argument("--repeats", type=int, default=3, help="passes per single-core figure (median)")
+    parser.add_argument("--workers", default="1,2", help="worker counts for the scaling table")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=20, help="batches timed per worker count")
+    parser.add_argument("--long", type=int, default=4000, help="images in the memory run (0 = skip)")
+    args = parser.parse_args(argv)
+
+    rng = np.random.default_rng(0)
+    size = tuple(int(v) for v in args.size.split("x"))
+    jpegs = [imagenet_like_jpeg(rng, size) for _ in range(args.images)]
+    print(f"{len(jpegs)} generated JPEGs, {args.size}, quality 90, mean {np.mean([len(j) for j in jpegs]) / 1e3:.0f} KB;"
+          f" {psutil.cpu_count()} CPU cores")
+
+    records = [{"image": j, "label": 0} for j in jpegs]
+    train = TrainTransform("inception_crop", 224)
+    evaluate = EvalTransform(224, 256)
+    rnd, grng = random.Random(0), np.random.default_rng(0)
+    plain = per_cpu_second(lambda r: plain_pillow(r["image"], rnd), records, args.repeats)
+    ours = per_cpu_second(lambda r: train.random_map(r, grng), records, args.repeats)
+    ours_eval = per_cpu_second(evaluate.map, records, args.repeats)
+    print("\nper core (images per CPU-second, one process, median of"
+          f" {args.repeats} passes over {len(records)} images):")
+    print(f"  plain Pillow loop (decode + RandomResizedCrop + flip): {plain:7.0f}   1.00x")
+    print(f"  jaxnet inception_crop train transform:                 {ours:7.0f}   {ours / plain:.2f}x")
+    print(f"  jaxnet eval transform (shorter side 256, centre 224):  {ours_eval:7.0f}   {ours_eval / plain:.2f}x")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_folder(root, jpegs)
+        print(f"\ngrain pipeline, inception_crop, batch {args.batch}: wall-clock images/sec, and"
+              " images per CPU-second summed over the main process and its workers:")
+        base = None
+        for workers in [0] + [int(w) for w in args.workers.split(",") if w]:
+            rate, per_cpu = pipeline_rate(root, workers, args.batch, args.batches)
+            base = base or rate
+            label = "in the main process" if workers == 0 else f"{workers} worker process(es)"
+            print(f"  {label:24s} {rate:7.0f} /s  {rate / base:5.2f}x   {per_cpu:6.0f} per CPU-second")
+        if args.long:
+            workers = max(int(w) for w in args.workers.split(","))
+            first, peak, last, rate = long_iteration(root, workers, args.batch, args.long)
+            print(f"\nmemory over {args.long} images ({workers} workers, {rate:.0f} images/sec):"
+                  f" resident {first:.0f} MiB after warm-up, peak {peak:.0f} MiB, {last:.0f} MiB at the end")
+
+
+if __name__ == "__main__":
+    main()

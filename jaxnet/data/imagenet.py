@@ -1,0 +1,188 @@
+"""ILSVRC-2012 as tfds ArrayRecord files, written without TensorFlow.
+
+The stock tfds `imagenet2012` builder reads its tars through `tf.io.gfile` and fixes the CMYK /
+PNG images with TensorFlow ops. `Imagenet2012` here is the same dataset (name, version, features,
+splits, class order, on-disk layout) generated with `tarfile` and Pillow only, so
+`tfds.data_source("imagenet2012", data_dir=...)` reads the result as if tfds had made it.
+"""
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import PIL.Image
+import tensorflow_datasets as tfds
+
+from jaxnet import JaxnetError
+
+TRAIN_TAR = "ILSVRC2012_img_train.tar"
+VAL_TAR = "ILSVRC2012_img_val.tar"
+_TFDS_IMAGENET = Path(tfds.__file__).parent / "datasets" / "imagenet2012"
+LABELS_FILE = _TFDS_IMAGENET / "labels.txt"  # the 1000 wnids, sorted: class index order
+VALIDATION_LABELS_FILE = _TFDS_IMAGENET / "validation_labels.txt"  # wnid per sorted val file name
+
+
+def read_lines(path) -> list:
+    return Path(path).read_text().split()
+
+
+def imagenet_classes() -> list:
+    """The 1000 ILSVRC-2012 WordNet ids in class-index order (sorted), as tfds ships them."""
+    return read_lines(LABELS_FILE)
+
+
+def validation_labels(val_names, labels_file=VALIDATION_LABELS_FILE) -> dict:
+    """{val file name: wnid}: `labels_file` lists one wnid per validation image, in the sorted
+    order of the file names (ILSVRC2012_val_00000001.JPEG, ...)."""
+    labels = read_lines(labels_file)
+    names = sorted(val_names)
+    if len(labels) != len(names):
+        raise JaxnetError(f"{labels_file} has {len(labels)} labels but the validation tar holds"
+                          f" {len(names)} images")
+    return dict(zip(names, labels))
+
+
+def to_rgb_jpeg(data: bytes) -> tuple:
+    """(JPEG bytes, fixed): the image as an RGB JPEG. CMYK or greyscale JPEGs and PNGs saved as
+    .JPEG (ILSVRC-2012's traps) are re-encoded (quality 100, as tfds does); RGB JPEGs pass as is."""
+    try:
+        image = PIL.Image.open(io.BytesIO(data))  # reads the header only
+        if image.format == "JPEG" and image.mode == "RGB":
+            return data, False
+        out = io.BytesIO()
+        image.convert("RGB").save(out, "JPEG", quality=100)
+    except (OSError, ValueError) as e:
+        raise JaxnetError(f"cannot decode image: {e}") from e
+    return out.getvalue(), True
+
+
+def open_tar(path, mode="r|"):
+    """A streaming tarfile, or a JaxnetError naming the file if it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise JaxnetError(f"{path} not found: download it from image-net.org (after registering)"
+                          " and put it in the manual directory")
+    return tarfile.open(path, mode)
+
+
+def tar_names(path) -> list:
+    """Member file names of a tar (reads headers only), or a clear error for a damaged one."""
+    with tar_errors(path):
+        with open_tar(path, "r:") as tar:
+            return [m.name for m in tar if m.isfile()]
+
+
+class tar_errors:
+    """Turn tarfile's low-level errors into one JaxnetError that names the archive."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if kind is not None and issubclass(kind, (tarfile.TarError, EOFError, OSError)) \
+                and not issubclass(kind, FileNotFoundError):
+            raise JaxnetError(f"{self.path} is truncated or damaged ({error}); download it again")
+        return False
+
+
+def iter_train(path, classes):
+    """(file name, JPEG bytes, wnid) for the train tar: a tar of per-class tars `WNID.tar`."""
+    wanted = set(classes)
+    with tar_errors(path), open_tar(path) as outer:
+        for member in outer:
+            wnid = Path(member.name).stem
+            if not member.isfile() or wnid not in wanted:
+                continue
+            with tarfile.open(fileobj=outer.extractfile(member), mode="r|") as inner:
+                for image in inner:
+                    if image.isfile():
+                        yield Path(image.name).name, inner.extractfile(image).read(), wnid
+
+
+def iter_validation(path, labels: dict):
+    """(file name, JPEG bytes, wnid) for the flat validation tar; images of classes not in
+    `labels` (a reduced class list) are skipped."""
+    with tar_errors(path), open_tar(path) as tar:
+        for member in tar:
+            name = Path(member.name).name
+            if member.isfile() and name in labels:
+                yield name, tar.extractfile(member).read(), labels[name]
+
+
+class Imagenet2012(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """tfds's `imagenet2012` (v5.1.0: image JPEG, label, file_name), generated TensorFlow-free.
+
+    `classes` (default: the 1000 of labels.txt) and `validation_labels_file` may be replaced, so
+    tests can build a miniature ImageNet with the same code path.
+    """
+
+    name = "imagenet2012"
+    VERSION = tfds.core.Version("5.1.0")
+    MANUAL_DOWNLOAD_INSTRUCTIONS = f"manual_dir must hold {TRAIN_TAR} and {VAL_TAR}."
+    url_infos = {}  # nothing to download (tfds would look for a checksums file beside this module)
+
+    def __init__(self, *, classes=None, validation_labels_file=VALIDATION_LABELS_FILE, **kwargs):
+        self.classes = list(classes) if classes is not None else imagenet_classes()
+        if self.classes != sorted(self.classes):
+            raise JaxnetError("ImageNet classes must be sorted WordNet ids (tfds labels.txt order)")
+        self.validation_labels_file = validation_labels_file
+        self.fixed = []  # file names of the images converted to RGB JPEG
+        super().__init__(**kwargs)
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description="ILSVRC-2012 classification (ImageNet-1k), prepared by jaxnet without"
+                        " TensorFlow; same layout as tfds's imagenet2012 builder.",
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(encoding_format="jpeg"),
+                "label": tfds.features.ClassLabel(names=self.classes),
+                "file_name": tfds.features.Text(),
+            }),
+            supervised_keys=("image", "label"),
+            homepage="https://image-net.org/",
+        )
+
+    def _split_generators(self, dl_manager):
+        manual = Path(dl_manager.manual_dir)
+        train, val = manual / TRAIN_TAR, manual / VAL_TAR
+        for path in (train, val):
+            if not path.is_file():
+                raise JaxnetError(f"{path} not found. ImageNet must be downloaded by hand: register"
+                                  f" at image-net.org, download {TRAIN_TAR} and {VAL_TAR} into"
+                                  f" {manual}")
+        labels = validation_labels(tar_names(val), self.validation_labels_file)
+        wanted = set(self.classes)
+        labels = {name: wnid for name, wnid in labels.items() if wnid in wanted}
+        return {
+            "train": self._generate_examples(iter_train(train, self.classes)),
+            "validation": self._generate_examples(iter_validation(val, labels)),
+        }
+
+    def _generate_examples(self, images):
+        for name, data, wnid in images:
+            data, fixed = to_rgb_jpeg(data)
+            if fixed:
+                self.fixed.append(name)
+            yield name, {"image": data, "label": wnid, "file_name": name}
+
+
+def prepare_imagenet(manual_dir, data_dir="", classes=None,
+                     validation_labels_file=VALIDATION_LABELS_FILE):
+    """Convert the two ILSVRC-2012 tars in `manual_dir` into tfds ArrayRecord files under
+    `data_dir` (default: $JAXNET_DATA_DIR, then tfds's ~/tensorflow_datasets).
+
+    tfds writes into a temporary `incomplete.*` directory and renames it only when every split is
+    done, so an interrupted run leaves no half dataset: run the same command again. Returns the
+    builder (its `data_dir` is where the dataset is, `fixed` the re-encoded images).
+    """
+    data_dir = data_dir or os.environ.get("JAXNET_DATA_DIR") or None
+    builder = Imagenet2012(data_dir=data_dir, file_format="array_record", classes=classes,
+                           validation_labels_file=validation_labels_file)
+    config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+    builder.download_and_prepare(download_config=config)
+    return builder
+

@@ -1,0 +1,61 @@
+"""Prepare a dataset once as tfds ArrayRecord files (no TensorFlow needed).
+
+    python -m jaxnet.data.prepare imagenet2012 --manual_dir=DIR [--data_dir=DIR]
+    python -m jaxnet.data.prepare imagenette   [--data_dir=DIR]   # any tfds name: downloads
+
+imagenet2012 reads ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from --manual_dir (the
+licence forbids automatic download). Output: DATA_DIR/imagenet2012/5.1.0/*.array_record-*, read
+back with tfds.data_source("imagenet2012", data_dir=DATA_DIR) and by `--config.data_dir=DATA_DIR`.
+An interrupted run leaves only a temporary `incomplete.*` directory: run the command again.
+"""
+import argparse
+import sys
+import time
+
+from jaxnet import JaxnetError
+from jaxnet.data.imagenet import VALIDATION_LABELS_FILE, prepare_imagenet, read_lines
+
+
+def prepare_tfds(name: str, data_dir: str = ""):
+    """Download and prepare a tfds dataset by name as ArrayRecord files (needs network)."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir or None, file_format="array_record")
+    builder.download_and_prepare()
+    return builder
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxnet.data.prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", help="imagenet2012, or any tfds dataset name (imagenette, cifar10)")
+    parser.add_argument("--manual_dir", default="", help="directory holding the ILSVRC2012 tars")
+    parser.add_argument("--data_dir", default="", help="output root (default: $JAXNET_DATA_DIR,"
+                        " then ~/tensorflow_datasets); pass the same as --config.data_dir")
+    parser.add_argument("--classes", default="", help="imagenet2012: file of wnids to keep (a"
+                        " subset, e.g. for a quick try; default all 1000)")
+    parser.add_argument("--validation_labels", default=str(VALIDATION_LABELS_FILE),
+                        help="imagenet2012: one wnid per validation image, in file-name order")
+    args = parser.parse_args(argv)
+    start = time.time()
+    try:
+        if args.dataset == "imagenet2012":
+            if not args.manual_dir:
+                raise JaxnetError("imagenet2012 needs --manual_dir=DIR (where the two tars are)")
+            classes = sorted(read_lines(args.classes)) if args.classes else None
+            builder = prepare_imagenet(args.manual_dir, args.data_dir, classes,
+                                       args.validation_labels)
+            if builder.fixed:
+                print(f"re-encoded as RGB JPEG (CMYK, greyscale or PNG): {len(builder.fixed)} images")
+        else:
+            builder = prepare_tfds(args.dataset, args.data_dir)
+    except JaxnetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    splits = ", ".join(f"{k}: {v.num_examples:,}" for k, v in builder.info.splits.items())
+    print(f"{args.dataset} ready in {builder.data_dir} ({splits}) after {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

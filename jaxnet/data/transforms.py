@@ -1,0 +1,215 @@
+"""Per-example image transforms for encoded images (JPEG/PNG bytes): decode, crop, resize, flip,
+colour. Each train transform follows its paper; all return uint8 HWC RGB (normalisation happens
+on the device).
+
+Speed: the crop box is chosen from the JPEG header alone, then only what the crop needs is
+decoded: libjpeg's DCT scaling (Pillow's draft mode) decodes at 1/2, 1/4 or 1/8 size when the crop
+stays at least as large as the output, decoding stops at the last row the crop needs, and
+crop + resize are one Pillow call (`resize(box=...)`), so no full-size intermediate copies are
+made. The pixels are those of a full decode (tested); only the draft scale changes them, and
+only where the output is at most half the crop's size. (libjpeg's fast IDCT was measured: no
+faster here, where Huffman decoding dominates, and less exact, so it is not used.)
+"""
+import io
+import math
+
+import grain
+import numpy as np
+import PIL.Image
+import PIL.ImageEnhance
+
+from jaxnet import JaxnetError
+
+TRAIN_TRANSFORMS = ("inception_crop", "resnet_scale", "alexnet", "resize")
+# AlexNet's PCA lighting constants (Krizhevsky 2012, as in fb.resnet.torch), RGB in [0, 1].
+PCA_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
+PCA_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
+                       [-0.5808, -0.0045, -0.8140],
+                       [-0.5836, -0.6948, 0.4203]], np.float32)
+
+
+def open_image(data) -> PIL.Image.Image:
+    """A lazily decoded image (only the header is read) from bytes or a uint8 array."""
+    if isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 3:
+        return PIL.Image.fromarray(data.squeeze(-1) if data.shape[-1] == 1 else data)
+    try:
+        return PIL.Image.open(io.BytesIO(bytes(data)))
+    except (OSError, ValueError) as e:
+        raise JaxnetError(f"cannot decode image ({len(data)} bytes): {e}") from e
+
+
+def crop_resize(image: PIL.Image.Image, box, size) -> PIL.Image.Image:
+    """`box` = (left, top, right, bottom) of the full-size image, resized to `size` (w, h) as RGB.
+
+    Decodes JPEGs at the smallest DCT scale (1, 1/2, 1/4, 1/8) at which the box still covers
+    `size` pixels, so nothing is ever upsampled because of the reduced decode.
+    """
+    width, height = image.size
+    left, top, right, bottom = box
+    if image.format == "JPEG":
+        want = (math.ceil(width * size[0] / (right - left)), math.ceil(height * size[1] / (bottom - top)))
+        image.draft("RGB", (min(want[0], width), min(want[1], height)))
+        sx, sy = image.size[0] / width, image.size[1] / height
+        box = (left * sx, top * sy, right * sx, bottom * sy)
+        # Rows below the box and the resize filter's reach (one output row's span) are never decoded.
+        reach = (box[3] - box[1]) / size[1]
+        decode_rows(image, min(image.size[1], math.ceil(box[3] + reach) + 1))
+    else:
+        load(image)
+    if image.mode != "RGB":
+        image = image.convert("RGB")  # greyscale, CMYK, palette or RGBA images
+    return image.resize(size, PIL.Image.BILINEAR, box=box)
+
+
+def load(image: PIL.Image.Image) -> None:
+    try:
+        image.load()
+    except OSError as e:
+        raise JaxnetError(f"cannot decode image: {e}") from e
+
+
+def decode_rows(image: PIL.Image.Image, rows: int) -> None:
+    """Decode only the top `rows` rows of a (lazily opened) JPEG: libjpeg produces scanlines
+    top to bottom, so stopping early skips the rest of the work. The image becomes `rows` high.
+
+    Pillow has no API for this: the tile is shortened, and the "broken data stream" that libjpeg
+    then reports at the end (it was stopped before the last scanline) is expected and ignored;
+    the rows read are exact (tested against a full decode).
+    """
+    if rows >= image.size[1] or len(image.tile) != 1:
+        return load(image)
+    tile = image.tile[0]
+    x0, y0, x1, _ = tile.extents
+    image.tile = [tile._replace(extents=(x0, y0, x1, y0 + rows))]
+    image._size = (image.size[0], rows)
+    try:
+        image.load()
+    except OSError as e:
+        if "broken data stream" not in str(e):
+            raise JaxnetError(f"cannot decode image: {e}") from e
+        PIL.Image.Image.load(image)
+
+
+def inception_box(width, height, rng, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """GoogLeNet's random crop (torchvision RandomResizedCrop): a box of 8-100% of the area and
+    aspect ratio 3/4-4/3 (log-uniform); after 10 misses, the centre crop of the clamped ratio."""
+    total = width * height
+    for _ in range(10):
+        target = total * rng.uniform(*area)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            left = int(rng.integers(0, width - w + 1))
+            top = int(rng.integers(0, height - h + 1))
+            return (left, top, left + w, top + h)
+    aspect = width / height
+    if aspect < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif aspect > ratio[1]:
+        w, h = int(round(height * ratio[1])), height
+    else:
+        w, h = width, height
+    left, top = (width - w) // 2, (height - h) // 2
+    return (left, top, left + w, top + h)
+
+
+def scale_box(width, height, size, shorter, rng):
+    """ResNet's crop: the box that a random `size` crop of the image resized to shorter side
+    `shorter` covers, in full-size coordinates."""
+    factor = shorter / min(width, height)
+    scaled_w, scaled_h = max(size, round(width * factor)), max(size, round(height * factor))
+    x = int(rng.integers(0, scaled_w - size + 1))
+    y = int(rng.integers(0, scaled_h - size + 1))
+    fx, fy = scaled_w / width, scaled_h / height
+    return (x / fx, y / fy, (x + size) / fx, (y + size) / fy)
+
+
+def alexnet_box(width, height, size, rng, base=256):
+    """AlexNet's crop: shorter side to `base`, the central base x base square, then a random
+    `size` crop of it (Krizhevsky 2012, section 2 and 4.1)."""
+    side = min(width, height)
+    factor = base / side
+    x = int(rng.integers(0, base - size + 1))
+    y = int(rng.integers(0, base - size + 1))
+    left, top = (width - side) / 2 + x / factor, (height - side) / 2 + y / factor
+    return (left, top, left + size / factor, top + size / factor)
+
+
+def center_box(width, height, size, resize):
+    """Eval crop: the central `size` square of the image resized to shorter side `resize`."""
+    side = min(width, height) * size / resize
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def pca_lighting(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """AlexNet's lighting noise: add EIGVEC @ (alpha * EIGVAL) (RGB, [0, 1] units) to every pixel."""
+    shift = 255.0 * PCA_EIGVEC @ (np.asarray(alpha, np.float32) * PCA_EIGVAL)
+    return np.clip(np.rint(image.astype(np.float32) + shift), 0, 255).astype(np.uint8)
+
+
+def color_jitter(image: PIL.Image.Image, strength: float, rng) -> PIL.Image.Image:
+    """Photometric distortion: brightness, contrast and saturation factors uniform in
+    [1 - strength, 1 + strength], applied in a random order (torchvision's ColorJitter)."""
+    enhancers = (PIL.ImageEnhance.Brightness, PIL.ImageEnhance.Contrast, PIL.ImageEnhance.Color)
+    factors = rng.uniform(max(0.0, 1 - strength), 1 + strength, size=3)
+    for i in rng.permutation(3):
+        image = enhancers[i](image).enhance(float(factors[i]))
+    return image
+
+
+class TrainTransform(grain.transforms.RandomMap):
+    """{"image": encoded bytes, "label"} -> {"image": uint8 [size, size, 3], "label": int32},
+    with grain's per-record rng (deterministic in the seed and the record's position: resumable).
+
+    kind: inception_crop (GoogLeNet / ResNet-50 v1.5 recipe), resnet_scale (He et al.: shorter
+    side uniform in `scale_range`, random crop), alexnet (shorter side 256, centre square, random
+    crop, PCA lighting with std `lighting`), resize (the whole image to size x size, no
+    randomness: for small images that get the batch-level `augment`). All but resize flip.
+    """
+
+    def __init__(self, kind: str, size: int, area=(0.08, 1.0), scale_range=(256, 480),
+                 jitter: float = 0.0, lighting: float = 0.0):
+        if kind not in TRAIN_TRANSFORMS:
+            raise JaxnetError(f"train transform must be one of {', '.join(TRAIN_TRANSFORMS)}, not {kind!r}")
+        self.kind, self.size, self.area = kind, size, tuple(area)
+        self.scale_range, self.jitter, self.lighting = tuple(scale_range), jitter, lighting
+
+    def random_map(self, record, rng: np.random.Generator):
+        image = open_image(record["image"])
+        width, height = image.size
+        if self.kind == "inception_crop":
+            box = inception_box(width, height, rng, self.area)
+        elif self.kind == "resnet_scale":
+            box = scale_box(width, height, self.size,
+                            int(rng.integers(self.scale_range[0], self.scale_range[1] + 1)), rng)
+        elif self.kind == "alexnet":
+            box = alexnet_box(width, height, self.size, rng, base=max(256, self.size))
+        else:
+            box = (0, 0, width, height)
+        image = crop_resize(image, box, (self.size, self.size))
+        if self.jitter:
+            image = color_jitter(image, self.jitter, rng)
+        if self.kind != "resize" and rng.random() < 0.5:
+            image = image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
+        array = np.asarray(image)
+        if self.kind == "alexnet" and self.lighting:
+            array = pca_lighting(array, rng.normal(0.0, self.lighting, 3))
+        return {"image": array, "label": np.int32(record["label"])}
+
+
+class EvalTransform(grain.transforms.Map):
+    """{"image": encoded bytes, "label"} -> uint8 [size, size, 3]: shorter side to `resize`,
+    central size x size crop (the standard 1-crop protocol); `resize=0` squashes the whole image
+    to size x size instead (small images such as CIFAR)."""
+
+    def __init__(self, size: int, resize: int):
+        self.size, self.resize = size, resize
+
+    def map(self, record):
+        image = open_image(record["image"])
+        width, height = image.size
+        box = center_box(width, height, self.size, self.resize) if self.resize else (0, 0, width, height)
+        image = crop_resize(image, box, (self.size, self.size))
+        return {"image": np.asarray(image), "label": np.int32(record["label"])}
