@@ -135,7 +135,8 @@ def fit_svm_sgd(features, labels, *, num_classes=None, lam: float = 1e-4, loss: 
                 fit_intercept: bool = True, intercept_scale: float = 1.0, epochs: int = 10,
                 batch_size: int = 256, eta0=None, average_from: float = 1.0, tol: float = 1e-3,
                 ftol=None, gap_smoothing: float = 0.1, chunk_steps: int = 64, precondition_rank: int = 64,
-                precondition_rows: int = 16384, seed: int = 0, mesh=None, eval_every: int = 1):
+                precondition_rows: int = 16384, seed: int = 0, mesh=None, eval_every: int = 1,
+                callback=None):
     """Fit a multiclass linear SVM by averaged minibatch SGD on host features [n, D].
 
     features may be a numpy array or memmap: only chunks of batch_size * chunk_steps rows are
@@ -145,9 +146,10 @@ def fit_svm_sgd(features, labels, *, num_classes=None, lam: float = 1e-4, loss: 
     averaged weights' objective and certified gap are computed (one more streamed pass); the
     fit stops when gap <= tol * objective, or when the objective fell by <= ftol (relative)
     since the last evaluation (ftol=None: never). gap_smoothing only picks the dual point of
-    the gap. With a mesh, batch_size must divide by its 'data' axis size. Returns (params,
-    info) like svm.fit_svm, with info["epochs"], info["eta0"], and info["objective"] /
-    info["gap"] per evaluated epoch.
+    the gap. With a mesh, batch_size must divide by its 'data' axis size. callback (optional)
+    is called after each evaluated epoch with {"epoch", "iterations", "objective", "gap"}.
+    Returns (params, info) like svm.fit_svm, with info["epochs"], info["eta0"], and
+    info["objective"] / info["gap"] per evaluated epoch.
     """
     check_loss(loss)
     if lam <= 0:
@@ -185,6 +187,8 @@ def fit_svm_sgd(features, labels, *, num_classes=None, lam: float = 1e-4, loss: 
             best_dual = max(best_dual, dual)
             objective.append(obj)
             gaps.append(obj - best_dual)
+            if callback is not None:
+                callback({"epoch": epoch, "iterations": epoch * steps_per_epoch, "objective": obj, "gap": gaps[-1]})
             if gaps[-1] <= tol * abs(obj):
                 stopped_by = "gap"
             elif ftol is not None and len(objective) > 1 and objective[-2] - obj <= ftol * abs(obj):

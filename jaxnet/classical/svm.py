@@ -175,7 +175,7 @@ def fit_svm(features, labels, *, num_classes=None, lam: float = 1e-4, loss: str 
             fit_intercept: bool = True, intercept_scale: float = 1.0, tol: float = 1e-3,
             ftol: float = 0.0, max_iter: int = 1000, smoothing: float = 1.0, min_smoothing: float = 1e-6,
             memory: int = 30, precondition_rank: int = 64, precondition_rows: int = 16384,
-            seed: int = 0, mesh=None):
+            seed: int = 0, mesh=None, callback=None):
     """Fit a multiclass linear SVM on features [n, D] and integer labels [n].
 
     loss: "hinge" (one-vs-rest), "squared_hinge" (one-vs-rest) or "crammer_singer".
@@ -188,6 +188,8 @@ def fit_svm(features, labels, *, num_classes=None, lam: float = 1e-4, loss: str 
     smoothing / min_smoothing: first and last smoothing widths of the non-smooth losses.
     precondition_rank / precondition_rows: Nystrom rank and the rows sampled to build it.
     mesh: optional jax.sharding.Mesh with a 'data' axis to shard the examples over.
+    callback: called after each smoothing level with {"iterations", "objective", "gap",
+    "smoothing"} (totals so far, the last iteration's values), for progress logs.
     Returns (params, info): params = {"w": [D, C], "b": [C]} (the iterate with the lowest
     objective); info = {"objective", "gap" (per iteration, exact problem, gap certified),
     "smoothing" (per iteration), "iterations", "converged", "stopped_by", "primal", "dual"}.
@@ -212,6 +214,8 @@ def fit_svm(features, labels, *, num_classes=None, lam: float = 1e-4, loss: str 
         gaps += hist[1, :k].tolist()
         mus += [mu] * k
         done += k
+        if callback is not None and k:
+            callback({"iterations": done, "objective": objective[-1], "gap": gaps[-1], "smoothing": mu})
         if status in (1, 3) or done >= max_iter or mu <= min_smoothing:
             break
         mu = max(mu * 0.1, min_smoothing)
