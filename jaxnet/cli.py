@@ -18,6 +18,23 @@ CPU_DEVICES = flags.DEFINE_integer(
     " CPU backend is affected: on GPU/TPU machines the accelerators are the mesh.")
 WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, metrics and config.json go (default: workdirs/CONFIG_NAME).")
+# Multi-host start-up (jaxnet.distributed): auto-detected on TPU pods, Slurm and Open MPI.
+DISTRIBUTED = flags.DEFINE_enum(
+    "distributed", "auto", ["auto", "on", "off"],
+    "Join several processes into one JAX system (jax.distributed.initialize). auto: when"
+    " --coordinator_address/--num_processes are given or JAX detects a multi-process TPU pod,"
+    " Slurm or Open MPI job.")
+COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "Process 0's HOST:PORT (default: $JAX_COORDINATOR_ADDRESS or"
+    " auto-detected).")
+NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job (default: auto).")
+PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (default: auto).")
+LOCAL_DEVICE_IDS = flags.DEFINE_list(
+    "local_device_ids", None, "Local accelerators this process uses, e.g. 0,1 (default: all, or"
+    " one per process under Slurm).")
+CACHE_DIR = flags.DEFINE_string(
+    "compilation_cache_dir", "", "Persistent compilation cache (default: $JAXNET_COMPILATION_CACHE"
+    " or ~/.cache/jaxnet/xla; 'none' turns it off).")
 
 
 def parse_flags(argv):
@@ -47,6 +64,17 @@ def configure_cpu_devices(config) -> None:
         import jax
 
         jax.config.update("jax_num_cpu_devices", count)
+
+
+def start_jax(config) -> None:
+    """Before any other JAX call: CPU device count, compilation cache, multi-host start-up."""
+    from jaxnet.distributed import initialize
+
+    configure_cpu_devices(config)
+    ids = LOCAL_DEVICE_IDS.value
+    run_reporting_errors(lambda: initialize(
+        DISTRIBUTED.value, COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value,
+        [int(i) for i in ids] if ids else None, CACHE_DIR.value))
 
 
 def auto_cpu_devices(cores: int, *batch_sizes: int) -> int:

@@ -1,17 +1,52 @@
-"""The benchmark script runs unchanged on CPU at tiny settings and prints its figures."""
+"""The accelerator benchmark runs unchanged on CPU at tiny settings and reports its figures."""
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
-def test_bench_prints_compile_time_and_throughput():
-    result = subprocess.run(
-        [sys.executable, "-m", "jaxnet.bench", "--model=resnet18", "--batch=8", "--image_size=8",
-         "--channels=1", "--num_classes=10", "--steps=1", "--repeats=1", "--torch",
-         '--model_options={"width": 4, "stem": "small", "stage_sizes": [1, 1]}'],
-        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "on 8 x cpu" in result.stdout
-    assert "jaxnet  train step: compile" in result.stdout and "images/sec" in result.stdout
+from jaxnet import bench
+
+TINY = ["--model=resnet18", "--batch=16", "--image_size=8", "--channels=1", "--num_classes=10",
+        "--steps=1", "--repeats=1", '--model_options={"width": 8, "stem": "small", "stage_sizes": [1, 1]}']
+
+
+def run_bench(*args):
+    result = subprocess.run([sys.executable, "-m", "jaxnet.bench", *TINY, *args],
+                            cwd=Path(__file__).parent.parent, capture_output=True, text=True,
+                            timeout=1800)  # a guard against hangs, not a timing
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_bench_reports_throughput_flops_memory_and_the_input_pipeline(tmp_path):
+    out_file = tmp_path / "bench.jsonl"
+    stdout = run_bench("--dtype=bfloat16", "--param_sharding=replicated,fsdp",
+                       "--param_sharding_min_size=0",  # the tiny net's arrays are all small
+                       "--input=synthetic,pipeline", "--peak_tflops=1", f"--json_out={out_file}",
+                       "--torch")
+    assert "8 x cpu (cpu)" in stdout  # tests emulate 8 CPU devices
+    records = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert {(r["dtype"], r["param_sharding"], r["input"]) for r in records} == {
+        ("bfloat16", s, i) for s in ("replicated", "fsdp") for i in ("synthetic", "pipeline")}
+    for r in records:
+        assert r["images_per_sec"] > 0 and r["compile_s"] > 0 and r["step_ms"] > 0
+        assert r["flops_per_step_per_device"] > 0 and 0 < r["mfu"] < 1  # against the 1 TFLOP/s given
+        assert r["argument_bytes"] > 0 and r["total_bytes"] >= r["argument_bytes"]
+        assert (r["input"] == "pipeline") == ("pipeline_only_images_per_sec" in r)
+    # The FSDP placement holds less of the state per device (XLA's memory analysis).
+    rep, fsdp = (next(r for r in records if r["param_sharding"] == s) for s in ("replicated", "fsdp"))
+    assert fsdp["argument_bytes"] < rep["argument_bytes"]
+    assert "MFU" in stdout and "input pipeline alone" in stdout and "per-device memory" in stdout
     # Options change the net, so there is no like-for-like torchvision model to compare with.
-    assert "no PyTorch comparison" in result.stdout or "torch is not installed" in result.stdout
+    assert "no PyTorch comparison" in stdout or "torch is not installed" in stdout
+
+
+@pytest.mark.parametrize("kind,dtype,expected", [
+    ("NVIDIA H100 80GB HBM3", "bfloat16", 989.0), ("NVIDIA H100 80GB HBM3", "float32", 494.5),
+    ("NVIDIA H100 PCIe", "bfloat16", 756.0), ("TPU v5 lite", "bfloat16", 197.0),
+    ("TPU v5", "bfloat16", 459.0), ("cpu", "bfloat16", None)])
+def test_peak_table(kind, dtype, expected):
+    assert bench.peak_tflops(kind, dtype) == expected
+    assert bench.peak_tflops(kind, dtype, override=100.0) == 100.0

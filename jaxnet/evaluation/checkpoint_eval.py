@@ -10,7 +10,8 @@ from jaxnet.data.sources import create_source
 from jaxnet.evaluation.evaluate import evaluate
 from jaxnet.training.checkpoint import Checkpointer, abstract_like
 from jaxnet.training.loop import build_training
-from jaxnet.training.sharding import (batch_sharded, check_batch_size, create_mesh, replicated)
+from jaxnet.training.sharding import (batch_sharded, check_batch_size, create_mesh, replicated,
+                                      state_shardings)
 from jaxnet.training.steps import make_eval_step
 
 
@@ -28,8 +29,9 @@ def evaluate_checkpoint(config, workdir, split=None, step=None) -> dict:
     source = create_source(config, split)
     # Shapes do not depend on the schedule, so steps_per_epoch only needs to be positive here.
     model, _, _, init = build_training(config, 1, mesh)
-    sharding = replicated(mesh)
-    abstract_state = abstract_like(jax.eval_shape(init, jax.random.PRNGKey(0)), sharding)
+    shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
+    sharding = state_shardings(shapes, mesh, config)  # as config.param_sharding says
+    abstract_state = abstract_like(shapes, sharding)
     checkpointer = Checkpointer(checkpoint_dir, keep=config.keep_checkpoints)
     try:
         if checkpointer.latest_step() is None:
@@ -38,7 +40,7 @@ def evaluate_checkpoint(config, workdir, split=None, step=None) -> dict:
     finally:
         checkpointer.close()
     eval_step = jax.jit(make_eval_step(model, config),
-                        in_shardings=(sharding, batch_sharded(mesh)), out_shardings=sharding)
+                        in_shardings=(sharding, batch_sharded(mesh)), out_shardings=replicated(mesh))
     metrics = {"step": int(state.step), "split": split,
                **evaluate(eval_step, state, source, config, mesh)}
     if jax.process_index() == 0:

@@ -3,6 +3,7 @@
 A restore places every array with the shardings of the *current* mesh, so a checkpoint written
 on 8 devices restores onto 4 (or onto 1 CPU).
 """
+import json
 from pathlib import Path
 
 import grain
@@ -40,10 +41,10 @@ class Checkpointer:
         if step is None:
             raise JaxnetError(f"no checkpoint in {self.directory}")
         items = {"state": ocp.args.StandardRestore(abstract_state)}
-        if data_iterator is not None:
-            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         try:
             restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+            if data_iterator is not None:
+                restore_data_position(self.directory / str(step) / "data", data_iterator)
         except (ValueError, KeyError, TypeError) as e:
             raise JaxnetError(
                 f"the checkpoint at step {step} in {self.directory} does not fit this config's"
@@ -59,6 +60,25 @@ class Checkpointer:
         self.manager.close()
 
 
+def restore_data_position(directory: Path, data_iterator) -> None:
+    """Move `data_iterator` to the position saved in `directory` (grain's per-process JSON files).
+
+    Every process's iterator stands at the same batch index (the pipeline gives process p every
+    process_count-th example of one global order), so a checkpoint written by another number of
+    processes restores too: this process's own file when the count matches, else process 0's.
+    """
+    own = directory / f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+    found = [own] if own.exists() else sorted(directory.glob("process_0-of-*.json"))
+    if not found:
+        raise ValueError(f"no data iterator position in {directory}")
+    data_iterator.set_state(json.loads(found[0].read_text()))
+    data_iterator.start_prefetch()
+
+
 def abstract_like(state, sharding):
-    """ShapeDtypeStructs of `state` with `sharding`: the restore target on the current mesh."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+    """ShapeDtypeStructs of `state` with `sharding` (one sharding for all, or a pytree like
+    `state`'s): the restore target on the current mesh."""
+    if isinstance(sharding, jax.sharding.Sharding):
+        sharding = jax.tree.map(lambda _: sharding, state)
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state,
+                        sharding)
