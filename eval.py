@@ -2,9 +2,10 @@
 
 Reports loss, top-1/top-5 accuracy and error over the whole split and writes WORKDIR/eval/*.json.
 """
+import jax
 from absl import app, flags
 
-from jaxnet.cli import (CONFIG, configure_cpu_devices, parse_flags, run_reporting_errors,
+from jaxnet.cli import (CONFIG, parse_flags, run_reporting_errors, start_jax,
                         workdir_or_default)
 
 SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: config.eval_split).")
@@ -14,15 +15,19 @@ STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    configure_cpu_devices(CONFIG.value)
-    from jaxnet.evaluation.checkpoint_eval import evaluate_checkpoint
+    start_jax(CONFIG.value)  # before any other JAX call
+    if CONFIG.value.method == "classical":  # features + linear SVM: jaxnet/classical
+        from jaxnet.classical.experiment import evaluate_classical as evaluate_checkpoint
+    else:
+        from jaxnet.evaluation.checkpoint_eval import evaluate_checkpoint
 
     m = run_reporting_errors(
         lambda: evaluate_checkpoint(CONFIG.value, workdir_or_default(), SPLIT.value, STEP.value))
-    print(f"{m['split']} at step {m['step']} ({m['num_examples']:,} examples): "
-          f"loss {m['loss']:.4f} | top-1 {m['top1_acc']:.4f} (err {m['top1_err']:.4f}) | "
-          f"top-5 {m['top5_acc']:.4f} (err {m['top5_err']:.4f})")
-    print(f"written to {m['path']}")
+    if jax.process_index() == 0:  # process 0 wrote the file; one report per job
+        print(f"{m['split']} at step {m['step']} ({m['num_examples']:,} examples): "
+              f"loss {m['loss']:.4f} | top-1 {m['top1_acc']:.4f} (err {m['top1_err']:.4f}) | "
+              f"top-5 {m['top5_acc']:.4f} (err {m['top5_err']:.4f})")
+        print(f"written to {m['path']}")
 
 
 if __name__ == "__main__":

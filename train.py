@@ -2,21 +2,26 @@
 
 Re-running the same command with the same workdir resumes from its latest checkpoint.
 """
+import jax
 from absl import app
 
-from jaxnet.cli import (CONFIG, configure_cpu_devices, parse_flags, run_reporting_errors,
+from jaxnet.cli import (CONFIG, parse_flags, run_reporting_errors, start_jax,
                         workdir_or_default)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    configure_cpu_devices(CONFIG.value)
-    from jaxnet.training.loop import train_and_evaluate
+    start_jax(CONFIG.value)  # before any other JAX call
+    if CONFIG.value.method == "classical":  # features + linear SVM: jaxnet/classical
+        from jaxnet.classical.experiment import train_classical as train_and_evaluate
+    else:
+        from jaxnet.training.loop import train_and_evaluate
 
     metrics = run_reporting_errors(lambda: train_and_evaluate(CONFIG.value, workdir_or_default()))
-    print(f"final {CONFIG.value.eval_split}: top-1 {metrics['top1_acc']:.4f}, "
-          f"top-5 {metrics['top5_acc']:.4f}, loss {metrics['loss']:.4f}")
+    if jax.process_index() == 0:  # one summary line per job, not per host
+        print(f"final {CONFIG.value.eval_split}: top-1 {metrics['top1_acc']:.4f}, "
+              f"top-5 {metrics['top5_acc']:.4f}, loss {metrics['loss']:.4f}")
 
 
 if __name__ == "__main__":

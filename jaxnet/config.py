@@ -14,13 +14,17 @@ IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 def base_config() -> ml_collections.ConfigDict:
     """All fields with their defaults (an ImageNet ResNet-50 recipe unless a config says otherwise)."""
     c = ml_collections.ConfigDict()
+    c.method = "network"  # network (a CNN, trained by SGD) | classical (features + linear SVM)
     # Model: `name` is a registry name; every other key is passed to create_model as an override.
     c.model = ml_collections.ConfigDict({"name": "resnet50"})
     c.num_classes = 1000
     c.dtype = "float32"  # compute dtype: float32 or bfloat16 (parameters always float32)
 
     # Data.
-    c.dataset = "imagenet2012"  # fashion_mnist | imagenet2012 | synthetic
+    # fashion_mnist | synthetic | imagenet2012 | imagenette | cifar10 | cifar100 | tfds:NAME (any
+    # prepared tfds dataset) | folder (data_dir/SPLIT/CLASS/*.jpg); see README "ImageNet and other
+    # image datasets"
+    c.dataset = "imagenet2012"
     c.data_dir = ""  # "" = $JAXNET_DATA_DIR, then the dataset's usual places
     c.train_split = "train"
     c.eval_split = "test"
@@ -31,7 +35,19 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment = "crop_flip"  # crop_flip | flip | none
     c.crop_padding = 4  # pixels of zero padding before the random crop (small-image augment)
     c.random_erasing = 0.0  # probability of erasing one random rectangle (Zhong et al. 2017)
-    c.num_workers = 0  # grain worker processes; 0 = read in the main process
+    c.num_workers = -1  # grain worker processes; 0 = read in the main process; -1 = auto: every
+    #                     core for encoded images (JPEG decoding), 0 for in-memory arrays
+    # Encoded-image datasets (imagenet2012, tfds, folder) are decoded per example in grain:
+    c.train_transform = "inception_crop"  # inception_crop (8-100% area, aspect 3/4-4/3; GoogLeNet,
+    #   ResNet v1.5 recipes) | resnet_scale (shorter side in scale_range, random crop; He et al.)
+    #   | alexnet (shorter side 256, centre square, random crop, PCA lighting) | resize (whole image
+    #   to image_size, no randomness: small images, then `augment` above applies). All but resize flip.
+    c.crop_area = (0.08, 1.0)  # inception_crop: range of the crop's fraction of the image area
+    c.scale_range = (256, 480)  # resnet_scale: range of the random shorter side, in pixels
+    c.pca_lighting = 0.1  # alexnet: std of the PCA lighting alpha (Krizhevsky 2012); 0 = off
+    c.color_jitter = 0.0  # brightness/contrast/saturation factors in [1-s, 1+s] (0.4 = torchvision's)
+    c.eval_resize = -1  # eval: shorter side before the centre image_size crop; -1 = image_size *
+    #                     256/224 (256 for 224), or the whole image squashed for train_transform=resize
     c.synthetic_examples = 1024  # size of each split of the synthetic dataset
 
     # Optimisation.
@@ -43,14 +59,23 @@ def base_config() -> ml_collections.ConfigDict:
     c.nesterov = False
     c.base_lr = 0.1
     c.lr_scaling = "linear"  # linear: lr = base_lr * batch_size / 256; none: lr = base_lr
-    c.schedule = "multistep"  # cosine | multistep | constant
-    c.decay_epochs = (30, 60, 80)
-    c.decay_factor = 0.1
+    c.schedule = "multistep"  # cosine | multistep | exponential | plateau | constant
+    c.decay_epochs = (30, 60, 80)  # multistep: epochs at which lr *= decay_factor
+    c.decay_factor = 0.1  # multistep, exponential and plateau: the lr multiplier of each drop
+    c.decay_every_epochs = 8.0  # exponential: lr *= decay_factor every this many epochs (staircase)
+    # plateau: lr *= decay_factor when the eval split's top-1 error has not improved by a relative
+    # plateau_rtol for plateau_patience evaluations in a row, at most down to plateau_min_scale.
+    c.plateau_patience = 1
+    c.plateau_rtol = 0.01
+    c.plateau_min_scale = 1e-3  # three drops of 10x, as AlexNet's
     c.warmup_epochs = 0.0
     c.warmup_start_lr = 0.0  # warmup starts at this fraction of the peak lr
     c.weight_decay = 1e-4
     c.weight_decay_exclude_bn_bias = False
     c.label_smoothing = 0.0
+    c.ema_decay = 0.0  # > 0: evaluate Polyak (exponential moving) averages of the parameters
+    c.device_resize = 0  # > 0: bilinear-resize batches on the device to this size (small images
+    #                      upsampled to a net's minimum input, e.g. Fashion-MNIST for AlexNet)
 
     # Bookkeeping.
     c.seed = 0
@@ -58,6 +83,35 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_every_epochs = 1.0  # also evaluated at the end; 0 = only at the end
     c.checkpoint_every_steps = 1000  # also saved at the end
     c.keep_checkpoints = 3
+
+    # Placement of the train state on the mesh (jaxnet/training/sharding.py): replicated (every
+    # device holds all of it) | fsdp (each array of >= param_sharding_min_size elements is split
+    # over the `data` axis along its largest divisible dimension: per-device memory / devices).
+    c.param_sharding = "replicated"
+    c.param_sharding_min_size = 2**14
+
+    # The classical baseline (method = "classical"; jaxnet/classical/NOTES.md): features -> linear
+    # SVM. It reads images with eval_batch_size and uses batch_size as the SGD minibatch.
+    c.classical = ml_collections.ConfigDict({
+        # feature blocks (hog / lbp / kernel_map / fisher), see jaxnet/classical/pipeline.py
+        "features": {"hog": {"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"},
+                     "lbp": {"cell": 7}},
+        "solver": "full_batch",  # full_batch (features in memory, L-BFGS) | sgd (averaged SGD, streamed)
+        "loss": "hinge",  # hinge | squared_hinge | crammer_singer
+        "lam": 1e-5,  # L2 weight: lam/2 |W|^2 + mean loss (lam = 1 / (C n) for liblinear's C)
+        "tol": 1e-2,  # stop when the certified relative duality gap is below this
+        "ftol": 1e-3,  # ... or when the objective's relative decrease is below this (0 = never)
+        "max_iter": 500,  # full_batch: L-BFGS iterations at most
+        "smoothing": 1.0,  # full_batch: first and last smoothing widths of the hinge losses
+        "min_smoothing": 1e-6,
+        "epochs": 10,  # sgd: passes over the training features at most
+        "eta0": 0.0,  # sgd: first step size; 0 = calibrated on a sample
+        "feature_store": "memory",  # memory | disk (numpy memmaps in WORKDIR/features/)
+        "feature_dtype": "float32",  # float32 | float16 (halves a disk store)
+        "encoder_images": 5000,  # fisher blocks: PCA + GMM fitted on this many train images,
+        "encoder_descriptors": 100_000,  # ... on at most this many of their descriptors,
+        "em_iters": 50,  # ... with at most this many EM iterations
+    })
     return c
 
 
@@ -69,6 +123,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             f"unknown config field(s): {', '.join(unknown)}. Valid fields are listed in "
             "jaxnet/config.py (base_config)."
         )
+    if config.method not in ("network", "classical"):
+        raise JaxnetError(f"config.method must be 'network' or 'classical', got {config.method!r}")
+    unknown = sorted(set(config.classical.keys()) - set(base_config().classical.keys()))
+    if unknown:
+        raise JaxnetError(
+            f"unknown config.classical field(s): {', '.join(unknown)}. Valid fields are listed in"
+            " jaxnet/config.py (base_config, c.classical)."
+        )
     if "name" not in config.model:
         raise JaxnetError("config.model.name is missing: set it to a model name, e.g. resnet50")
     if config.dtype not in ("float32", "bfloat16"):
@@ -79,22 +141,64 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             raise JaxnetError(f"config.{field} must be positive, got {config[field]}")
     if config.num_epochs <= 0:
         raise JaxnetError(f"config.num_epochs must be positive, got {config.num_epochs}")
+    if config.schedule not in ("cosine", "multistep", "exponential", "plateau", "constant"):
+        raise JaxnetError("config.schedule must be cosine, multistep, exponential, plateau or"
+                          f" constant, got {config.schedule!r}")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise JaxnetError(f"config.ema_decay must be in [0, 1), got {config.ema_decay}")
+    if config.schedule in ("exponential", "plateau") and not 0.0 < config.decay_factor < 1.0:
+        raise JaxnetError(f"config.decay_factor must be in (0, 1), got {config.decay_factor}")
+    if config.device_resize < 0:
+        raise JaxnetError(f"config.device_resize must be 0 (off) or a size, got {config.device_resize}")
+    if config.param_sharding not in ("replicated", "fsdp"):
+        raise JaxnetError(f"config.param_sharding must be replicated or fsdp, got {config.param_sharding!r}")
+    if config.param_sharding_min_size < 0:
+        raise JaxnetError("config.param_sharding_min_size must be >= 0, got"
+                          f" {config.param_sharding_min_size}")
+    if config.train_transform not in ("inception_crop", "resnet_scale", "alexnet", "resize"):
+        raise JaxnetError("config.train_transform must be inception_crop, resnet_scale, alexnet or"
+                          f" resize, got {config.train_transform!r}")
+    if not 0 < config.crop_area[0] <= config.crop_area[1] <= 1:
+        raise JaxnetError(f"config.crop_area must be 0 < low <= high <= 1, got {config.crop_area}")
+    if config.train_transform == "resnet_scale" and not (
+            config.image_size <= config.scale_range[0] <= config.scale_range[1]):
+        raise JaxnetError(f"config.scale_range must be image_size <= low <= high, got {config.scale_range}")
+    if config.num_workers < -1 or config.pca_lighting < 0 or config.color_jitter < 0:
+        raise JaxnetError("config.num_workers must be >= -1, pca_lighting and color_jitter >= 0")
+    if 0 <= config.eval_resize < config.image_size and config.eval_resize != 0:
+        raise JaxnetError(f"config.eval_resize must be -1, 0 or >= image_size, got {config.eval_resize}")
     if config.augment not in ("crop_flip", "flip", "none"):
         raise JaxnetError(f"config.augment must be crop_flip, flip or none, got {config.augment!r}")
     if len(config.mean) != config.channels or len(config.std) != config.channels:
         raise JaxnetError(f"config.mean and config.std need {config.channels} values (one per channel)")
 
 
-def resnet_imagenet_recipe(name: str) -> ml_collections.ConfigDict:
-    """He et al. 2015's ImageNet recipe: SGD 0.9, batch 256, lr 0.1 (x batch/256), /10 at epochs
-    30/60/80 of 90, weight decay 1e-4, zero-init last BN gamma; v1.5, option B shortcuts."""
+def imagenet_config() -> ml_collections.ConfigDict:
+    """ILSVRC-2012 data settings shared by the ImageNet configs: 1000 classes, 224 px, inception
+    crops + flips for training (decoded in one grain worker per core), shorter side 256 + centre
+    crop for evaluation on the 50,000 validation images."""
     c = base_config()
-    c.model.name = name
     c.dataset = "imagenet2012"
     c.num_classes = 1000
     c.image_size = 224
-    c.batch_size = 256
+    c.train_transform = "inception_crop"
+    c.augment = "none"  # the small-image batch augmentation: not for ImageNet (the crop flips)
+    c.eval_resize = 256
+    c.num_workers = -1
+    c.eval_split = "validation"
     c.eval_batch_size = 512  # divides any power-of-two device count up to 512; the last batch is padded
+    return c
+
+
+def resnet_imagenet_recipe(name: str) -> ml_collections.ConfigDict:
+    """He et al. 2015's ImageNet recipe: SGD 0.9, batch 256, lr 0.1 (x batch/256), /10 at epochs
+    30/60/80 of 90, weight decay 1e-4, zero-init last BN gamma; v1.5, option B shortcuts. Training
+    crops are torchvision's (inception_crop), the recipe behind the configs' expected figures; the
+    paper's own scale augmentation (shorter side in [256, 480], random 224 crop + flip) is
+    train_transform=resnet_scale."""
+    c = imagenet_config()
+    c.model.name = name
+    c.batch_size = 256
     c.num_epochs = 90.0
     c.base_lr = 0.1
     c.lr_scaling = "linear"
@@ -103,7 +207,6 @@ def resnet_imagenet_recipe(name: str) -> ml_collections.ConfigDict:
     c.weight_decay = 1e-4
     c.log_every_steps = 100
     c.checkpoint_every_steps = 2000
-    c.eval_split = "validation"
     return c
 
 

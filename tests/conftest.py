@@ -5,6 +5,8 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The CLIs run by the tests must not fill the user's persistent compilation cache.
+os.environ.setdefault("JAXNET_COMPILATION_CACHE", "none")
 
 import jax  # noqa: E402  (must come after the flags above)
 import pytest  # noqa: E402

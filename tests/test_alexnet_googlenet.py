@@ -165,6 +165,19 @@ def test_alexnet_paper_init_and_grouped_kernels():
         assert np.all(np.asarray(p[layer]["bias"]) == want_bias), layer
 
 
+def test_alexnet_he_init_scheme():
+    model = create_model("alexnet", num_classes=10, fc_features=256, init_scheme="he")
+    p = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 67, 67, 1)))["params"]
+    fan_in = {"conv1": 11 * 11 * 1, "conv3": 3 * 3 * 256, "fc7": 256}
+    for layer, n in fan_in.items():  # He normal: std sqrt(2 / fan_in), biases 0
+        assert float(jnp.std(p[layer]["kernel"])) == pytest.approx((2 / n) ** 0.5, rel=0.1), layer
+    assert all(np.all(np.asarray(p[k]["bias"]) == 0) for k in p)
+    assert abs(float(jnp.std(p["fc8"]["kernel"])) - 0.01) < 2e-3
+    with pytest.raises(ValueError, match="init_scheme"):
+        create_model("alexnet", num_classes=10, init_scheme="xavier").init(
+            jax.random.PRNGKey(0), jnp.zeros((1, 67, 67, 1)))
+
+
 def _conv_outputs(model, variables, x, perturb_layer):
     """Every conv's output, with `perturb_layer`'s output changed in its second column."""
     outputs = {}

@@ -60,6 +60,26 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, devices):
     assert saved["model"] == {"name": "resnet18", "stem": "small", "width": 4, "stage_sizes": [1, 1]}
 
 
+def test_plateau_and_polyak_runs_resume_exactly(tmp_path):
+    # Evaluations every 2 steps; a 50% relative gain is needed to count as progress, so the
+    # plateau rule drops the lr during these 8 steps. Stopping at step 4 (an evaluation and a
+    # checkpoint) checks that the checkpoint holds what that evaluation told the rule.
+    config = get_config()
+    config.schedule, config.warmup_epochs, config.eval_every_epochs = "plateau", 0.0, 0.5
+    config.plateau_patience, config.plateau_rtol, config.decay_factor = 1, 0.5, 0.1
+    config.ema_decay = 0.9
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    final_full = train_and_evaluate(config, full)
+    assert train_and_evaluate(config, resumed, stop_at_step=4) is None
+    final_resumed = train_and_evaluate(config, resumed)
+    assert final_full == final_resumed
+    records = without_timing(read_metrics(full))
+    assert records == without_timing(read_metrics(resumed))
+    lrs = [r["lr"] for r in records if r["split"] == "train"]
+    peak = config.base_lr * config.batch_size / 256
+    assert lrs[0] == pytest.approx(peak) and lrs[-1] < peak / 5  # at least one drop
+
+
 def test_checkpoint_from_8_devices_restores_onto_4(tmp_path, devices):
     config = get_config()
     config.num_epochs = 1.0

@@ -6,7 +6,8 @@ import optax
 import pytest
 
 from jaxnet.config import base_config
-from jaxnet.training.optim import create_optimizer, create_schedule, decay_mask, peak_learning_rate
+from jaxnet.training.optim import (create_optimizer, create_schedule, decay_mask, lr_scale,
+                                   observe_plateau, peak_learning_rate)
 
 
 def config_with(**fields):
@@ -74,3 +75,47 @@ def test_weight_decay_can_skip_batchnorm_and_biases():
     np.testing.assert_allclose(new["conv"]["kernel"], 0.9)
     np.testing.assert_allclose(new["bn"]["scale"], 1.0)
     np.testing.assert_allclose(new["fc"]["bias"], 1.0)
+
+
+def test_exponential_drops_by_the_factor_every_interval():
+    # GoogLeNet: x0.96 every 8 epochs, as a staircase.
+    c = config_with(base_lr=0.01, batch_size=256, schedule="exponential", decay_factor=0.96,
+                    decay_every_epochs=8, num_epochs=40)
+    lr = create_schedule(c, steps_per_epoch=10)
+    assert float(lr(0)) == pytest.approx(0.01)
+    assert float(lr(79)) == pytest.approx(0.01)
+    assert float(lr(80)) == pytest.approx(0.0096)
+    assert float(lr(160)) == pytest.approx(0.01 * 0.96 ** 2)
+
+
+def plateau_config(**fields):
+    return config_with(base_lr=0.01, batch_size=256, schedule="plateau", momentum=0.0,
+                       weight_decay=0.0, decay_factor=0.1, plateau_patience=2, plateau_rtol=0.01,
+                       plateau_min_scale=1e-2, **fields)
+
+
+def test_plateau_divides_the_lr_after_patience_evaluations_without_improvement():
+    c = plateau_config()
+    tx = create_optimizer(c, create_schedule(c, 10))
+    params = {"w": jnp.ones(3)}
+    opt_state = tx.init(params)
+    grads = {"w": jnp.asarray([1.0, 2.0, 3.0])}
+    assert float(lr_scale(opt_state)) == 1.0
+    # Errors: improve, improve, 2 without a 1% relative gain (drop), improve, 2 flat (drop),
+    # 2 flat (a third drop would pass min_scale: held at 1e-2).
+    errors = [0.5, 0.4, 0.399, 0.41, 0.3, 0.3, 0.3, 0.3, 0.3]
+    scales = []
+    for error in errors:
+        opt_state = observe_plateau(opt_state, error, c)
+        scales.append(float(lr_scale(opt_state)))
+    np.testing.assert_allclose(scales, [1, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01], rtol=1e-6)
+    updates, _ = tx.update(grads, opt_state, params)
+    np.testing.assert_allclose(updates["w"], -0.01 * 0.01 * grads["w"], rtol=1e-6)
+
+
+def test_observe_plateau_leaves_other_schedules_alone():
+    c = config_with(schedule="cosine")
+    tx = create_optimizer(c, create_schedule(c, 10))
+    opt_state = tx.init({"w": jnp.ones(3)})
+    assert observe_plateau(opt_state, 0.5, c) == opt_state
+    assert float(lr_scale(opt_state)) == 1.0

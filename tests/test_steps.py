@@ -6,7 +6,8 @@ import pytest
 
 from jaxnet.training.loop import build_training
 from jaxnet.training.sharding import batch_sharded, create_mesh, replicated, shard_batch
-from jaxnet.training.steps import make_eval_step, make_train_step, summarize_eval, topk_correct
+from jaxnet.training.steps import (make_eval_step, make_train_step, normalize, summarize_eval,
+                                   topk_correct)
 from tests.tiny_config import get_config
 
 
@@ -87,3 +88,42 @@ def test_eval_step_ignores_padded_rows(devices):
     assert a["num_examples"] == b["num_examples"] == 10 and full["num_examples"] == 16
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     assert a["top1_acc"] == b["top1_acc"]
+
+
+def test_polyak_average_follows_its_formula_and_is_what_eval_sees(devices):
+    config = get_config()
+    config.ema_decay = 0.5
+    mesh = create_mesh(devices[:1])
+    model, schedule, tx, init = build_training(config, 4, mesh)
+    state = init(jax.random.PRNGKey(0))
+    step = jax.jit(make_train_step(model, tx, schedule, config))
+    expected = jax.device_get(state.params)  # the average starts at the initial parameters
+    for t in range(3):
+        state, _ = step(state, tiny_batch(config, seed=t))
+        decay = min(0.5, (1 + t) / (10 + t))  # 0.1, 0.18.., 0.25: warm-up of the decay
+        params = jax.device_get(state.params)
+        expected = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, expected, params)
+    for a, b in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(state.ema_params["fc"]["kernel"], state.params["fc"]["kernel"])
+
+    eval_step = jax.jit(make_eval_step(model, config))
+    batch = tiny_batch(config) | {"mask": np.ones(16, np.float32)}
+    with_ema = summarize_eval(jax.device_get(eval_step(state, batch)))
+    averaged_only = state.replace(params=state.ema_params, ema_params={})
+    assert with_ema == summarize_eval(jax.device_get(eval_step(averaged_only, batch)))
+    raw = summarize_eval(jax.device_get(eval_step(state.replace(ema_params={}), batch)))
+    assert raw["loss"] != with_ema["loss"]
+
+
+def test_device_resize_upsamples_before_the_model(devices):
+    images = np.full((2, 8, 8, 1), 200, np.uint8)
+    images[:, :, 4:] = 100
+    x = normalize(images, (100.0,), (50.0,), jnp.float32, resize_to=16)
+    assert x.shape == (2, 16, 16, 1)
+    np.testing.assert_allclose(x[:, :, :7], 2.0)  # left half (200) stays 2; right half (100) 0
+    np.testing.assert_allclose(x[:, :, 9:], 0.0)
+    config = get_config()
+    config.device_resize = 16
+    state, losses = run_steps(config, devices[:1], [tiny_batch(config)])
+    assert np.isfinite(losses[0])

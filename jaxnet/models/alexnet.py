@@ -25,6 +25,7 @@ import numpy as np
 from jaxnet.models.layers import get_activation, lrn
 
 paper_init = nn.initializers.normal(0.01)  # the paper's N(0, 0.01) for every weight
+he_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")  # He et al. 2015
 # PyTorch's default for conv/linear weights (kaiming_uniform, a=sqrt(5)): U(+-1/sqrt(fan_in)).
 torch_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
@@ -36,17 +37,24 @@ class AlexNet(nn.Module):
     dropout_rate: float = 0.5
     fc_features: int = 4096
     activation: str = "relu"
+    # paper: N(0, 0.01), biases 1 in conv2/4/5, fc6/7 | he: He-normal conv1-fc7, biases 0 (fc8 keeps
+    # N(0, 0.01)). The paper's init needs its 0-255 inputs and large maps; see MODELS_NOTES.md.
+    init_scheme: str = "paper"
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         act, widen = get_activation(self.activation)
+        if self.init_scheme not in ("paper", "he"):
+            raise ValueError(f"alexnet init_scheme must be 'paper' or 'he', got {self.init_scheme!r}")
+        kernel_init = paper_init if self.init_scheme == "paper" else he_init
+        one = 1.0 if self.init_scheme == "paper" else 0.0  # the paper's bias for conv2/4/5 and fc6/7
 
         def conv(y, features, kernel, stride=1, groups=1, bias=0.0, name=None):
             # conv1 (stride 4) is unpadded: 227 -> 55; the others keep their input's size.
             y = nn.Conv(features * widen, (kernel, kernel), (stride, stride),
                         padding=[(kernel // 2, kernel // 2)] * 2 if stride == 1 else "VALID",
-                        feature_group_count=groups, kernel_init=paper_init,
+                        feature_group_count=groups, kernel_init=kernel_init,
                         bias_init=nn.initializers.constant(bias), dtype=self.dtype, name=name)(y)
             return act(y)
 
@@ -55,15 +63,15 @@ class AlexNet(nn.Module):
 
         x = x.astype(self.dtype)
         x = pool(_lrn_per_column(conv(x, 96, 11, stride=4, name="conv1")))
-        x = pool(_lrn_per_column(conv(x, 256, 5, groups=2, bias=1.0, name="conv2")))
+        x = pool(_lrn_per_column(conv(x, 256, 5, groups=2, bias=one, name="conv2")))
         x = conv(x, 384, 3, name="conv3")
-        x = conv(x, 384, 3, groups=2, bias=1.0, name="conv4")
-        x = pool(conv(x, 256, 3, groups=2, bias=1.0, name="conv5"))
+        x = conv(x, 384, 3, groups=2, bias=one, name="conv4")
+        x = pool(conv(x, 256, 3, groups=2, bias=one, name="conv5"))
         _check_size(x, "alexnet", 67)
         x = x.reshape(x.shape[0], -1)
         for name in ("fc6", "fc7"):
-            x = nn.Dense(self.fc_features * widen, kernel_init=paper_init,
-                         bias_init=nn.initializers.ones, dtype=self.dtype, name=name)(x)
+            x = nn.Dense(self.fc_features * widen, kernel_init=kernel_init,
+                         bias_init=nn.initializers.constant(one), dtype=self.dtype, name=name)(x)
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(act(x))
         x = nn.Dense(self.num_classes, kernel_init=paper_init, dtype=self.dtype, name="fc8")(x)
         return x.astype(jnp.float32)

@@ -18,9 +18,9 @@ from jaxnet.evaluation.evaluate import evaluate
 from jaxnet.models import create_model
 from jaxnet.training.checkpoint import Checkpointer, abstract_like
 from jaxnet.training.logger import MetricLogger
-from jaxnet.training.optim import create_optimizer, create_schedule
+from jaxnet.training.optim import create_optimizer, create_schedule, observe_plateau
 from jaxnet.training.sharding import (batch_sharded, check_batch_size, create_mesh, replicated,
-                                      shard_batch)
+                                      shard_batch, shardings_of, state_shardings)
 from jaxnet.training.state import count_params, create_train_state
 from jaxnet.training.steps import make_eval_step, make_train_step
 
@@ -45,13 +45,19 @@ def build_model(config):
 
 
 def build_training(config, steps_per_epoch: int, mesh):
-    """Model, lr schedule, optimizer and a jitted `init(rng) -> TrainState` replicated on `mesh`."""
+    """Model, lr schedule, optimizer and a jitted `init(rng) -> TrainState` placed on `mesh` as
+    config.param_sharding says (jaxnet.training.sharding.state_shardings)."""
     model = build_model(config)
     schedule = create_schedule(config, steps_per_epoch)
     tx = create_optimizer(config, schedule)
-    input_shape = (1, config.image_size, config.image_size, config.channels)
-    init = jax.jit(lambda rng: create_train_state(rng, model, tx, input_shape),
-                   out_shardings=replicated(mesh))
+    size = config.device_resize or config.image_size
+    input_shape = (1, size, size, config.channels)
+
+    def create(rng):
+        return create_train_state(rng, model, tx, input_shape, ema=config.ema_decay > 0)
+
+    shardings = state_shardings(jax.eval_shape(create, jax.random.PRNGKey(0)), mesh, config)
+    init = jax.jit(create, out_shardings=shardings)
     return model, schedule, tx, init
 
 
@@ -60,7 +66,7 @@ def prepare_workdir(workdir, config) -> Path:
     workdir = Path(workdir)
     try:
         (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write_test"
+        probe = workdir / f".write_test{jax.process_index()}"  # one per process: no race
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
@@ -78,7 +84,9 @@ def prepare_workdir(workdir, config) -> Path:
                 " --workdir, or delete that one if you no longer need it; nothing was changed."
             )
     if jax.process_index() == 0:
-        saved_path.write_text(json.dumps(resolved, indent=2, sort_keys=True) + "\n")
+        partial = workdir / "config.json.tmp"  # then renamed: other processes never read half a file
+        partial.write_text(json.dumps(resolved, indent=2, sort_keys=True) + "\n")
+        partial.replace(saved_path)
     return workdir
 
 
@@ -104,8 +112,8 @@ def train_and_evaluate(config, workdir, stop_at_step=None):
     eval_every = round(config.eval_every_epochs * steps_per_epoch) or total_steps
 
     model, schedule, tx, init = build_training(config, steps_per_epoch, mesh)
-    state_sharding, data_sharding = replicated(mesh), batch_sharded(mesh)
     state = init(jax.random.PRNGKey(config.seed))
+    state_sharding, data_sharding = shardings_of(state), batch_sharded(mesh)
 
     checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints)
     data_iter = iter(train_loader(train_source, config, jax.process_index(), jax.process_count()))
@@ -115,9 +123,12 @@ def train_and_evaluate(config, workdir, stop_at_step=None):
 
     train_step = jax.jit(make_train_step(model, tx, schedule, config),
                          in_shardings=(state_sharding, data_sharding),
-                         out_shardings=(state_sharding, state_sharding), donate_argnums=0)
+                         out_shardings=(state_sharding, replicated(mesh)), donate_argnums=0)
     eval_step = jax.jit(make_eval_step(model, config),
-                        in_shardings=(state_sharding, data_sharding), out_shardings=state_sharding)
+                        in_shardings=(state_sharding, data_sharding), out_shardings=replicated(mesh))
+    observe_eval = jax.jit(  # the plateau rule sees the eval split's top-1 error
+        lambda s, error: s.replace(opt_state=observe_plateau(s.opt_state, error, config)),
+        in_shardings=(state_sharding, None), out_shardings=state_sharding, donate_argnums=0)
 
     logger = MetricLogger(workdir, total_steps, start_step, enabled=is_main)
     logger.print(f"config:\n{config}")
@@ -142,6 +153,15 @@ def train_and_evaluate(config, workdir, stop_at_step=None):
                 timed_steps, window_start = 0, time.time()
             last = step == total_steps
             stopping = step == stop_at_step
+            # Evaluate before checkpointing, so a checkpoint holds what this evaluation changed
+            # (the plateau rule's state) and a resumed run equals an uninterrupted one.
+            if step % eval_every == 0 or last:
+                eval_start = time.time()
+                eval_metrics = evaluate(eval_step, state, eval_source, config, mesh)
+                logger.write(step, config.eval_split, {"epoch": step / steps_per_epoch, **eval_metrics})
+                if config.schedule == "plateau":
+                    state = observe_eval(state, eval_metrics["top1_err"])
+                window_start += time.time() - eval_start  # evaluation is not training throughput
             if (step % config.log_every_steps == 0 or step % config.checkpoint_every_steps == 0
                     or last or stopping):
                 host = jax.device_get(window)
@@ -162,10 +182,6 @@ def train_and_evaluate(config, workdir, stop_at_step=None):
                 if stopping:
                     logger.print(f"stopped at step {step} as asked; run again to resume")
                     return None
-            if step % eval_every == 0 or last:
-                eval_metrics = evaluate(eval_step, state, eval_source, config, mesh)
-                logger.write(step, config.eval_split, {"epoch": step / steps_per_epoch, **eval_metrics})
-                timed_steps, window_start = 0, time.time()  # evaluation is not training throughput
         if eval_metrics is None:  # the run had already finished: evaluate what was restored
             eval_metrics = evaluate(eval_step, state, eval_source, config, mesh)
             logger.write(int(state.step), config.eval_split, eval_metrics)

@@ -14,11 +14,13 @@ class TrainState:
     batch_stats: Any  # BatchNorm running statistics ({} for nets without BatchNorm)
     opt_state: Any
     rng: jax.Array  # raw uint32 PRNG key; step keys are fold_in(rng, step)
+    ema_params: Any = flax.struct.field(default_factory=dict)  # Polyak averages ({} when off)
 
 
 def create_train_state(rng: jax.Array, model, tx: optax.GradientTransformation,
-                       input_shape) -> TrainState:
-    """Initialise parameters from `rng` with a dummy batch of `input_shape` (N, H, W, C)."""
+                       input_shape, ema: bool = False) -> TrainState:
+    """Initialise parameters from `rng` with a dummy batch of `input_shape` (N, H, W, C); with
+    `ema`, also their moving average (starting at the initial parameters)."""
     init_rng, state_rng = jax.random.split(rng)
     variables = model.init({"params": init_rng, "dropout": init_rng},
                            jnp.zeros(input_shape, jnp.float32), train=False)
@@ -29,6 +31,7 @@ def create_train_state(rng: jax.Array, model, tx: optax.GradientTransformation,
         batch_stats=variables.get("batch_stats", {}),
         opt_state=tx.init(params),
         rng=state_rng,
+        ema_params=jax.tree.map(jnp.copy, params) if ema else {},
     )
 
 

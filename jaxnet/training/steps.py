@@ -8,14 +8,26 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxnet.training.optim import lr_scale
+
 AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers (Szegedy et al. 2014)
 
 
-def normalize(images, mean, std, dtype):
-    """uint8 images -> (x - mean) / std in the compute dtype, on the device."""
+def normalize(images, mean, std, dtype, resize_to: int = 0):
+    """uint8 images -> (x - mean) / std in the compute dtype, on the device; bilinearly resized to
+    `resize_to` x `resize_to` first if it is set (upsampling small images to a net's input)."""
     x = images.astype(jnp.float32)
     x = (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+    if resize_to:
+        x = jax.image.resize(x, (x.shape[0], resize_to, resize_to, x.shape[3]), "bilinear")
     return x.astype(dtype)
+
+
+def ema_decay_at(step, decay: float):
+    """The moving average's decay at `step`: min(decay, (1 + step) / (10 + step)), so early
+    averages are not dominated by the random initialisation (as TF's ExponentialMovingAverage)."""
+    step = step.astype(jnp.float32)
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
 def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0):
@@ -60,24 +72,30 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule, config):
         return loss, (logits, updates.get("batch_stats", state.batch_stats))
 
     def train_step(state, batch):
-        images = normalize(batch["image"], config.mean, config.std, dtype)
+        images = normalize(batch["image"], config.mean, config.std, dtype, config.device_resize)
         labels = batch["label"]
         dropout_rng = jax.random.fold_in(state.rng, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, (logits, batch_stats)), grads = grad_fn(state.params, state, images, labels,
                                                        dropout_rng)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        ema_params = state.ema_params
+        if ema_params:
+            ema_params = optax.incremental_update(params, ema_params,
+                                                  1.0 - ema_decay_at(state.step, config.ema_decay))
         new_state = state.replace(
             step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
+            params=params,
             batch_stats=batch_stats,
             opt_state=opt_state,
+            ema_params=ema_params,
         )
         metrics = {
             "loss": loss,
             "top1_acc": topk_correct(logits, labels, 1).mean(),
             "top5_acc": topk_correct(logits, labels, 5).mean(),
-            "lr": schedule(state.step),
+            "lr": schedule(state.step) * lr_scale(state.opt_state),
         }
         return new_state, metrics
 
@@ -85,14 +103,15 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule, config):
 
 
 def make_eval_step(model, config):
-    """Return `eval_step(state, batch) -> sums` of loss, top-1/top-5 correct and count over real rows."""
+    """Return `eval_step(state, batch) -> sums` of loss, top-1/top-5 correct and count over real
+    rows. With Polyak averaging on (`state.ema_params`), the averaged parameters are evaluated."""
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
 
     def eval_step(state, batch):
-        variables = {"params": state.params}
+        variables = {"params": state.ema_params or state.params}
         if state.batch_stats:
             variables["batch_stats"] = state.batch_stats
-        images = normalize(batch["image"], config.mean, config.std, dtype)
+        images = normalize(batch["image"], config.mean, config.std, dtype, config.device_resize)
         logits = model.apply(variables, images, train=False)
         labels, mask = batch["label"], batch["mask"]
         return {
