@@ -17,7 +17,9 @@ BatchNorm updates, the state donated), on the mesh and placement training uses.
 feeds every step from jaxnet's grain pipeline (train_loader over an in-memory synthetic source of
 the same shape: uint8 on the host, crop + flip, host-to-device transfer), and also times the
 pipeline alone; when the pipeline row is slower than the synthetic one, input is the
-bottleneck. (The ImageNet JPEG-decoding pipeline is not in this release.)
+bottleneck. --input=jpeg does the same with ImageNet's own path: generated ILSVRC-like JPEGs
+(500x375, quality 90) decoded and inception-cropped per image in --num_workers grain processes
+(-1 = one per core), as `configs/resnet50.py` trains (needs --channels=3).
 
 With --torch (CPU comparison), torchvision's same model with torch.optim.SGD is timed in the
 same run, float32, eager.
@@ -49,10 +51,12 @@ DTYPE = flags.DEFINE_list("dtype", ["bfloat16", "float32"], "Compute dtypes: bfl
 SHARDING = flags.DEFINE_list("param_sharding", ["replicated"], "State placements: replicated, fsdp.")
 MIN_SIZE = flags.DEFINE_integer("param_sharding_min_size", 2**14,
                                 "fsdp: arrays with fewer elements stay replicated.")
-INPUT = flags.DEFINE_list("input", ["synthetic", "pipeline"], "Inputs: synthetic, pipeline.")
+INPUT = flags.DEFINE_list("input", ["synthetic", "pipeline"], "Inputs: synthetic, pipeline, jpeg.")
 STEPS = flags.DEFINE_integer("steps", 20, "Steps per timed window.")
 REPEATS = flags.DEFINE_integer("repeats", 3, "Timed windows (the median is reported).")
-NUM_WORKERS = flags.DEFINE_integer("num_workers", 0, "grain worker processes for --input=pipeline.")
+NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", -1, "grain worker processes: -1 = one per core for --input=jpeg (decoding), none"
+    " for --input=pipeline (in-memory arrays); or this many.")
 PEAK = flags.DEFINE_float(
     "peak_tflops", 0.0, "Peak dense TFLOP/s per device for MFU; 0 = from the device table (GPUs"
     " and TPUs; none for CPUs).")
@@ -92,6 +96,19 @@ def bench_config(model: str, dtype: str, sharding: str, batch: int):
     c.dataset, c.synthetic_examples, c.train_split = "synthetic", max(4 * batch, 64), "train"
     c.num_workers = NUM_WORKERS.value
     return c
+
+
+def jpeg_source(config, distinct: int = 32):
+    """config.synthetic_examples generated ILSVRC-like JPEGs (`distinct` different ones, repeated)
+    as an encoded source: ImageNet's decode + train-transform path without ImageNet."""
+    from jaxnet.data.bench import imagenet_like_jpeg
+    from jaxnet.data.sources import encoded_source
+
+    rng = np.random.default_rng(0)
+    images = [imagenet_like_jpeg(rng) for _ in range(distinct)]
+    records = [{"image": images[i % distinct], "label": i % config.num_classes}
+               for i in range(config.synthetic_examples)]
+    return encoded_source(records, config, "generated JPEGs")
 
 
 def time_windows(run_window, repeats):
@@ -179,8 +196,9 @@ def bench_jax(config, inputs, steps, repeats):
         if source_kind == "synthetic":
             next_batch = lambda: batch  # noqa: E731
         else:
-            loader = iter(train_loader(create_source(config, config.train_split), config,
-                                       jax.process_index(), jax.process_count()))
+            source = (jpeg_source(config) if source_kind == "jpeg"
+                      else create_source(config, config.train_split))
+            loader = iter(train_loader(source, config, jax.process_index(), jax.process_count()))
             local = config.batch_size // jax.process_count()
             loader_times = time_windows(lambda: [next(loader) for _ in range(steps)], repeats)
             record["pipeline_only_images_per_sec"] = (steps * local * jax.process_count()
@@ -257,6 +275,11 @@ def default_batch() -> int:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    unknown = set(INPUT.value) - {"synthetic", "pipeline", "jpeg"}
+    if unknown:
+        raise app.UsageError(f"--input takes synthetic, pipeline, jpeg; not {sorted(unknown)}")
+    if "jpeg" in INPUT.value and CHANNELS.value != 3:
+        raise app.UsageError("--input=jpeg decodes RGB JPEGs: use --channels=3")
     devices = jax.devices()
     batch = BATCH.value or default_batch()
     print(f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform}), {jax.process_count()}"

@@ -43,6 +43,22 @@ def test_bench_reports_throughput_flops_memory_and_the_input_pipeline(tmp_path):
     assert "no PyTorch comparison" in stdout or "torch is not installed" in stdout
 
 
+def test_bench_feeds_the_imagenet_jpeg_path(tmp_path):
+    out_file = tmp_path / "bench.jsonl"
+    # Generated 500x375 JPEGs, decoded and inception-cropped to 8 px by one grain worker process.
+    stdout = run_bench("--dtype=float32", "--channels=3", "--input=jpeg", "--num_workers=1",
+                       f"--json_out={out_file}")
+    (record,) = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert record["input"] == "jpeg" and record["pipeline_only_images_per_sec"] > 0
+    assert record["images_per_sec"] > 0 and "input pipeline alone" in stdout
+
+
+def test_bench_rejects_unknown_inputs():
+    result = subprocess.run([sys.executable, "-m", "jaxnet.bench", *TINY, "--input=tfrecord"],
+                            cwd=Path(__file__).parent.parent, capture_output=True, text=True)
+    assert result.returncode != 0 and "--input takes synthetic, pipeline, jpeg" in result.stderr
+
+
 @pytest.mark.parametrize("kind,dtype,expected", [
     ("NVIDIA H100 80GB HBM3", "bfloat16", 989.0), ("NVIDIA H100 80GB HBM3", "float32", 494.5),
     ("NVIDIA H100 PCIe", "bfloat16", 756.0), ("TPU v5 lite", "bfloat16", 197.0),
