@@ -14,8 +14,8 @@ AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers (Szegedy et al. 2014)
 
 
 def normalize(images, mean, std, dtype, resize_to: int = 0):
-    """uint8 images -> (x - mean) / std in the compute dtype, on the device; bilinearly resized to
-    `resize_to` x `resize_to` first if it is set (upsampling small images to a net's input)."""
+    """uint8 images -> (x - mean) / std in the compute dtype, on the device; then bilinearly
+    resized to `resize_to` x `resize_to` if it is set (upsampling small images to a net's input)."""
     x = images.astype(jnp.float32)
     x = (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
     if resize_to:
