@@ -17,7 +17,8 @@ ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~130 GB of disk in 
   vocabulary used here (K=64, PCA-64 SIFT / PCA-32 colour, pyramid 1x1 + 3x1, 49,152 dims) expect
   a few points worse, roughly 50-55% top-1 error.
 """
-from jaxnet.config import base_config, fashion_mnist_config
+from jaxnet.config import (KERNEL_FISHER_FEATURES, classical_features, fashion_mnist_config,
+                           imagenet_config)
 
 VARIANTS = ("fashion_mnist", "imagenet")
 
@@ -26,18 +27,10 @@ def get_config(arg=None):
     variant = arg or "fashion_mnist"
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} of svm_fisher; choose one of {VARIANTS}")
-    c = fashion_mnist_config() if variant == "fashion_mnist" else base_config()
+    c = fashion_mnist_config() if variant == "fashion_mnist" else imagenet_config()
     c.method = "classical"
-    # HOG (cells of 4 and 7 px) + LBP (cells of 7 and 14 px) through the chi2 map (8,400 dims) +
-    # Fisher vectors of dense SIFT (3 and 4 px bins, every pixel; PCA 32, K 16, 8 regions; 8,192 dims)
-    c.classical.features = {
-        "hog": [{"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"},
-                {"cell": 7, "block": 2, "soft": True, "spatial": "bilinear"}],
-        "lbp": [{"cell": 7}, {"cell": 14}],
-        "kernel_map": {"order": 1, "period": 0.5},
-        "fisher": {"descriptor": "sift", "bin_sizes": (3, 4), "step": 1, "pca_dim": 32, "components": 16,
-                   "weight": 2.0},
-    }
+    # HOG + LBP through the chi2 map + dense-SIFT Fisher vectors (16,592 dims; see jaxnet/config.py)
+    c.classical.features = classical_features(KERNEL_FISHER_FEATURES)
     c.classical.solver = "full_batch"
     c.classical.loss = "squared_hinge"  # ~0.4 points better than the hinge on these features
     c.classical.lam = 3e-4  # the kernel map needs more regularisation than HOG + LBP
@@ -48,11 +41,8 @@ def get_config(arg=None):
     c.classical.encoder_descriptors = 100_000
     c.eval_batch_size = 500  # images per feature-extraction batch (dense SIFT every pixel)
     if variant == "imagenet":
-        c.dataset = "imagenet2012"
-        c.num_classes = 1000
-        c.eval_split = "validation"
         c.image_size = 128  # resize + centre crop
-        c.channels = 3
+        c.eval_resize = -1  # shorter side 146 (128 x 256/224) before the centre crop
         pyramid = ((1, 1), (3, 1))
         c.classical.features = {
             "fisher": [{"descriptor": "sift", "bin_sizes": (4, 6, 8), "step": 4, "pca_dim": 64,

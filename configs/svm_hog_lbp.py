@@ -17,7 +17,8 @@ ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~35 GB of disk in t
 Features: HOG with 4x4-pixel cells (8x8 on ImageNet), 2x2 blocks, 9 unsigned bins, Dalal-Triggs
 trilinear voting, L2-Hys + LBP (P=8, R=1, 59 uniform bins) per 7x7 (16x16) cells.
 """
-from jaxnet.config import base_config, fashion_mnist_config
+from jaxnet.config import (HOG_LBP_FEATURES, classical_features, fashion_mnist_config,
+                           imagenet_config)
 
 VARIANTS = ("fashion_mnist", "imagenet")
 
@@ -26,10 +27,9 @@ def get_config(arg=None):
     variant = arg or "fashion_mnist"
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} of svm_hog_lbp; choose one of {VARIANTS}")
-    c = fashion_mnist_config() if variant == "fashion_mnist" else base_config()
+    c = fashion_mnist_config() if variant == "fashion_mnist" else imagenet_config()
     c.method = "classical"
-    c.classical.features = {"hog": {"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"},
-                            "lbp": {"cell": 7}}
+    c.classical.features = classical_features(HOG_LBP_FEATURES)
     c.classical.solver = "full_batch"
     c.classical.loss = "hinge"
     c.classical.lam = 1e-5
@@ -40,11 +40,8 @@ def get_config(arg=None):
     c.classical.max_iter = 500
     c.eval_batch_size = 1000  # images per feature-extraction batch
     if variant == "imagenet":
-        c.dataset = "imagenet2012"
-        c.num_classes = 1000
-        c.eval_split = "validation"
         c.image_size = 128  # resize + centre crop: 11,876 feature dims (35 GB of float16 for 1.28M images)
-        c.channels = 3
+        c.eval_resize = -1  # shorter side 146 (128 x 256/224) before the centre crop
         c.classical.features = {"hog": {"cell": 8, "block": 2, "soft": True, "spatial": "bilinear"},
                                 "lbp": {"cell": 16}}
         c.classical.solver = "sgd"  # averaged SGD streamed from WORKDIR/features/ (NEC 2010's solver)

@@ -3,12 +3,35 @@
 Config files under configs/ start from `base_config()` and change fields; a field that is not
 here is a typo, and `validate_config` names it instead of silently ignoring it.
 """
+import copy
+
 import ml_collections
 
 from jaxnet import JaxnetError
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+# The classical pipelines' Fashion-MNIST feature blocks (jaxnet/classical/pipeline.py): what
+# configs/svm_hog_lbp.py and configs/svm_fisher.py train and `python -m jaxnet.classical.bench`
+# measures. Copy before use (configs share nested lists with them otherwise): classical_features().
+HOG_LBP_FEATURES = {"hog": {"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"},
+                    "lbp": {"cell": 7}}
+# HOG (cells of 4 and 7 px) + LBP (cells of 7 and 14 px) through the chi2 map (8,400 dims) +
+# Fisher vectors of dense SIFT (3 and 4 px bins, every pixel; PCA 32, K 16, 8 regions; 8,192 dims).
+KERNEL_FISHER_FEATURES = {
+    "hog": [{"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"},
+            {"cell": 7, "block": 2, "soft": True, "spatial": "bilinear"}],
+    "lbp": [{"cell": 7}, {"cell": 14}],
+    "kernel_map": {"order": 1, "period": 0.5},
+    "fisher": {"descriptor": "sift", "bin_sizes": (3, 4), "step": 1, "pca_dim": 32, "components": 16,
+               "weight": 2.0},
+}
+
+
+def classical_features(recipe: dict) -> dict:
+    """A private copy of a feature recipe above, to put in config.classical.features."""
+    return copy.deepcopy(recipe)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -94,8 +117,7 @@ def base_config() -> ml_collections.ConfigDict:
     # SVM. It reads images with eval_batch_size and uses batch_size as the SGD minibatch.
     c.classical = ml_collections.ConfigDict({
         # feature blocks (hog / lbp / kernel_map / fisher), see jaxnet/classical/pipeline.py
-        "features": {"hog": {"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"},
-                     "lbp": {"cell": 7}},
+        "features": classical_features(HOG_LBP_FEATURES),
         "solver": "full_batch",  # full_batch (features in memory, L-BFGS) | sgd (averaged SGD, streamed)
         "loss": "hinge",  # hinge | squared_hinge | crammer_singer
         "lam": 1e-5,  # L2 weight: lam/2 |W|^2 + mean loss (lam = 1 / (C n) for liblinear's C)

@@ -18,18 +18,8 @@ import jax
 import numpy as np
 
 from jaxnet.classical import pipeline, sgd, svm
+from jaxnet.config import HOG_LBP_FEATURES, KERNEL_FISHER_FEATURES
 from jaxnet.data import sources
-
-
-HOG_LBP = {"hog": {"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"}, "lbp": {"cell": 7}}
-KERNEL_FISHER = {
-    "hog": [{"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"},
-            {"cell": 7, "block": 2, "soft": True, "spatial": "bilinear"}],
-    "lbp": [{"cell": 7}, {"cell": 14}],
-    "kernel_map": {"order": 1, "period": 0.5},
-    "fisher": {"descriptor": "sift", "bin_sizes": (3, 4), "step": 1, "pca_dim": 32, "components": 16,
-               "weight": 2.0},
-}
 
 
 def load_fashion_mnist(data_dir: str = ""):
@@ -97,7 +87,7 @@ def run(data_dir: str, skip_fisher: bool, ftol: float = 3e-4) -> dict:
            ftol=ftol)
 
     # (3) the jaxnet HOG + LBP pipeline with the hinge loss
-    feats, t = _extract(images, HOG_LBP)
+    feats, t = _extract(images, HOG_LBP_FEATURES)
     report("jaxnet_hog_lbp_features", images_per_sec=n_img / t, seconds=t, dim=feats.shape[1],
            speedup_vs_skimage=(n_img / t) / r["skimage_hog"]["images_per_sec"])
     f_tr, f_te = feats[:n], feats[n:]
@@ -113,8 +103,9 @@ def run(data_dir: str, skip_fisher: bool, ftol: float = 3e-4) -> dict:
 
     # (4) kernel map + Fisher vectors
     if not skip_fisher:
-        state, t_fit = _timed(pipeline.fit_features, xtr, KERNEL_FISHER, key=jax.random.PRNGKey(0))
-        feats, t = _extract(images, KERNEL_FISHER, state)
+        state, t_fit = _timed(pipeline.fit_features, xtr, KERNEL_FISHER_FEATURES,
+                              key=jax.random.PRNGKey(0))
+        feats, t = _extract(images, KERNEL_FISHER_FEATURES, state)
         f_tr, f_te = feats[:n], feats[n:]
         del feats
         (params, info), t_svm = _timed(svm.fit_svm, f_tr, ytr, lam=3e-4, loss="squared_hinge", tol=1e-2, ftol=1e-3,
