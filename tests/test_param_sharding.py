@@ -111,3 +111,16 @@ def test_fsdp_trains_like_replication_with_less_memory_per_device(devices, tmp_p
     assert shardings_of(restored) == shardings_of(fsdp)
     for a, b in zip(jax.tree.leaves(jax.device_get(rep)), jax.tree.leaves(jax.device_get(restored))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_eval_py_restores_an_fsdp_run_in_its_placement(tmp_path):
+    from jaxnet.evaluation.checkpoint_eval import evaluate_checkpoint
+    from jaxnet.training.loop import train_and_evaluate
+
+    config = get_config()
+    config.param_sharding, config.param_sharding_min_size = "fsdp", 64
+    final = train_and_evaluate(config, tmp_path)
+    again = evaluate_checkpoint(config, tmp_path)
+    assert again["step"] == 8 and again["num_examples"] == final["num_examples"]
+    for key in ("loss", "top1_acc", "top5_acc"):
+        assert again[key] == pytest.approx(final[key], rel=1e-6)

@@ -8,10 +8,10 @@ from jaxnet import JaxnetError
 from jaxnet.config import validate_config
 from jaxnet.data.sources import create_source
 from jaxnet.evaluation.evaluate import evaluate
-from jaxnet.training.checkpoint import Checkpointer, abstract_like
+from jaxnet.training.checkpoint import Checkpointer
 from jaxnet.training.loop import build_training
 from jaxnet.training.sharding import (batch_sharded, check_batch_size, create_mesh, replicated,
-                                      state_shardings)
+                                      shardings_of)
 from jaxnet.training.steps import make_eval_step
 
 
@@ -29,9 +29,9 @@ def evaluate_checkpoint(config, workdir, split=None, step=None) -> dict:
     source = create_source(config, split)
     # Shapes do not depend on the schedule, so steps_per_epoch only needs to be positive here.
     model, _, _, init = build_training(config, 1, mesh)
-    shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
-    sharding = state_shardings(shapes, mesh, config)  # as config.param_sharding says
-    abstract_state = abstract_like(shapes, sharding)
+    # The restore target: shapes, dtypes and the placement `init` gives (config.param_sharding).
+    abstract_state = jax.eval_shape(init, jax.random.PRNGKey(0))
+    sharding = shardings_of(abstract_state)
     checkpointer = Checkpointer(checkpoint_dir, keep=config.keep_checkpoints)
     try:
         if checkpointer.latest_step() is None:
