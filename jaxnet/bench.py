@@ -7,8 +7,10 @@ devices are present (GPU, TPU or CPU), and PyTorch's on the CPU for comparison.
 
 For every (model, dtype, param_sharding, input) it reports: compile time (lowering + XLA), the
 first step, the steady-state step time (median over --repeats windows of --steps steps) and
-images/sec in all and per device; the FLOPs of one step from XLA's cost analysis and the model
-FLOPs utilisation (MFU) against the device's peak; per-device memory from XLA's memory analysis
+images/sec in all and per device; the model FLOPs utilisation (MFU) against the device's peak,
+with the usual convention: 6 FLOPs per multiply-add of the conv and fc layers (forward 2, backward
+4), counted from the model's jaxpr; XLA's own FLOP count of the compiled step is reported beside it
+(on GPUs it leaves out the cuDNN convolutions, so it is far lower there); per-device memory from XLA's memory analysis
 of the compiled step (arguments = state shard + batch shard, temporaries) and, on GPU/TPU, the
 allocator's peak. The step is the one training uses (SGD with momentum and weight decay,
 BatchNorm updates, the state donated), on the mesh and placement training uses.
@@ -21,20 +23,23 @@ bottleneck. --input=jpeg does the same with ImageNet's own path: generated ILSVR
 (500x375, quality 90) decoded and inception-cropped per image in --num_workers grain processes
 (-1 = one per core), as `configs/resnet50.py` trains (needs --channels=3).
 
-With --torch (CPU comparison), torchvision's same model with torch.optim.SGD is timed in the
-same run, float32, eager.
+With --torch, torchvision's same model with torch.optim.SGD is timed in the same run, eager: on a
+GPU for each --dtype (channels_last; bf16 autocast for bfloat16, TF32 for float32, as XLA runs
+float32 there), on the CPU in float32; the ratio jaxnet / PyTorch is printed per dtype.
 """
 import json
 import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
 from jaxnet.config import base_config
 from jaxnet.data.pipeline import train_loader
 from jaxnet.data.sources import create_source
+from jaxnet.models.flops import macs
 from jaxnet.training.loop import build_training
 from jaxnet.training.sharding import (batch_sharded, create_mesh, replicated, shard_batch,
                                       shardings_of)
@@ -131,6 +136,19 @@ def step_flops(compiled) -> float:
     return float((analysis or {}).get("flops", 0.0))
 
 
+def model_flops_per_image(model, state, config) -> float:
+    """Training FLOPs of one image by the MFU convention: 6 x the forward pass's conv and fc
+    multiply-adds (2 FLOPs each forward, twice that backward), padding included."""
+    variables = {"params": state.params}
+    if state.batch_stats:
+        variables["batch_stats"] = state.batch_stats
+    variables = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
+    image = jax.ShapeDtypeStruct((1, config.image_size, config.image_size, config.channels),
+                                 jnp.float32)
+    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, image)
+    return 6.0 * macs(jaxpr.jaxpr)
+
+
 def memory_figures(compiled) -> dict:
     """Per-device bytes from XLA's memory analysis of the compiled step."""
     m = compiled.memory_analysis()
@@ -188,7 +206,9 @@ def bench_jax(config, inputs, steps, repeats):
               "image_size": config.image_size, "devices": jax.device_count(),
               "device_kind": jax.devices()[0].device_kind, "lower_s": lower_s,
               "compile_s": compile_s, "first_step_s": first_step_s,
-              "flops_per_step_per_device": step_flops(compiled), **memory_figures(compiled)}
+              "flops_per_step_per_device": step_flops(compiled),
+              "model_flops_per_image": model_flops_per_image(model, state, config),
+              **memory_figures(compiled)}
     holder = {"state": state}
     records = []
     for source_kind in inputs:
@@ -215,9 +235,9 @@ def bench_jax(config, inputs, steps, repeats):
         record["images_per_sec"] = config.batch_size / seconds
         record["images_per_sec_per_device"] = record["images_per_sec"] / jax.device_count()
         peak = peak_tflops(record["device_kind"], config.dtype, PEAK.value)
-        flops = record["flops_per_step_per_device"]
         record["peak_tflops"] = peak
-        record["mfu"] = flops / seconds / (peak * 1e12) if peak and flops else None
+        model_flops = record["model_flops_per_image"] * record["images_per_sec_per_device"]
+        record["mfu"] = model_flops / (peak * 1e12) if peak else None
         record["allocator_peak_bytes"] = allocator_peak()
         records.append(record)
     return records
@@ -231,10 +251,11 @@ def describe(r) -> str:
              f" {r['images_per_sec']:.1f} images/sec ({r['images_per_sec_per_device']:.1f} per device)"]
     if "pipeline_only_images_per_sec" in r:
         parts.append(f"| input pipeline alone {r['pipeline_only_images_per_sec']:.1f} images/sec")
-    per_image = r["flops_per_step_per_device"] * r["devices"] / r["batch"] / 1e9
+    xla_per_image = r["flops_per_step_per_device"] * r["devices"] / r["batch"] / 1e9
     mfu = (f"MFU {100 * r['mfu']:.1f}% of {r['peak_tflops']:.0f} TFLOP/s" if r["mfu"] is not None
            else "MFU n/a (no peak known for this device: --peak_tflops)")
-    parts.append(f"| XLA {per_image:.3g} GFLOP per image, {mfu}")
+    parts.append(f"| model {r['model_flops_per_image'] / 1e9:.3g} GFLOP per image (XLA's count"
+                 f" {xla_per_image:.3g}), {mfu}")
     if "total_bytes" in r:
         parts.append(f"| per-device memory (XLA): state+batch {r['argument_bytes'] / gib:.3f} GiB,"
                      f" temporaries {r['temp_bytes'] / gib:.3f} GiB, total {r['total_bytes'] / gib:.3f} GiB")
@@ -244,27 +265,45 @@ def describe(r) -> str:
 
 
 def bench_torch(config, steps, repeats):
+    """torchvision's same model and SGD step, eager: on the GPU when torch sees one (channels_last,
+    bf16 autocast for config.dtype == "bfloat16", TF32 matmuls as XLA uses), else on the CPU in
+    float32. Returns (images/sec, description) or None when torchvision lacks the model."""
     import torch
     import torchvision
 
     if config.model.name not in torchvision.models.list_models() or json.loads(MODEL_OPTIONS.value):
         return None  # only the stock architectures are the same net in both frameworks
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
     torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    memory_format = torch.channels_last if cuda else torch.contiguous_format
     model = torchvision.models.get_model(config.model.name, num_classes=config.num_classes)
-    model.train()
+    model = model.to(device, memory_format=memory_format).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    x = torch.randn(config.batch_size, config.channels, config.image_size, config.image_size)
-    y = torch.randint(0, config.num_classes, (config.batch_size,))
+    x = torch.randn(config.batch_size, config.channels, config.image_size, config.image_size,
+                    device=device).to(memory_format=memory_format)
+    y = torch.randint(0, config.num_classes, (config.batch_size,), device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
+    autocast = cuda and config.dtype == "bfloat16"
 
     def window():
         for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = loss_fn(model(x), y)
+            loss.backward()
             optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()
 
     times = time_windows(window, repeats)
-    return steps * config.batch_size / statistics.median(times), torch.__version__, torch.get_num_threads()
+    where = (f"{torch.cuda.get_device_name()}, channels_last" if cuda
+             else f"CPU, {torch.get_num_threads()} threads")
+    precision = "bf16 autocast" if autocast else "float32"
+    return (steps * config.batch_size / statistics.median(times),
+            f"torch {torch.__version__}, {where}, {precision}, eager")
 
 
 def default_batch() -> int:
@@ -293,8 +332,9 @@ def main(argv):
                 for record in bench_jax(config, INPUT.value, STEPS.value, REPEATS.value):
                     print(describe(record), flush=True)
                     records.append(record)
-        if TORCH.value:
-            compare_torch(bench_config(model, "float32", "replicated", batch), records)
+        if TORCH.value:  # on a CPU float32 only: bf16 autocast there is no fair peer
+            for dtype in DTYPE.value if devices[0].platform == "gpu" else ["float32"]:
+                compare_torch(bench_config(model, dtype, "replicated", batch), records)
     if JSON_OUT.value and jax.process_index() == 0:
         with open(JSON_OUT.value, "a") as f:
             for r in records:
@@ -302,7 +342,7 @@ def main(argv):
 
 
 def compare_torch(config, records) -> None:
-    """PyTorch's images/sec for `config` and the ratio to jaxnet's float32 synthetic figure."""
+    """PyTorch's images/sec for `config` and the ratio of jaxnet's synthetic-input figure to it."""
     try:
         result = bench_torch(config, STEPS.value, REPEATS.value)
     except ImportError:
@@ -311,13 +351,14 @@ def compare_torch(config, records) -> None:
     if result is None:
         print(f"torchvision has no {config.model.name} with these options: no PyTorch comparison")
         return
-    torch_ips, version, threads = result
-    print(f"PyTorch train step: {torch_ips:.1f} images/sec (torch {version}, {threads} threads,"
-          " float32, eager)")
-    ours = [r for r in records if r["model"] == config.model.name and r["dtype"] == "float32"
+    torch_ips, description = result
+    print(f"PyTorch train step, {config.dtype}: {torch_ips:.1f} images/sec ({description})",
+          flush=True)
+    ours = [r for r in records if r["model"] == config.model.name and r["dtype"] == config.dtype
             and r["input"] == "synthetic" and r["param_sharding"] == "replicated"]
     if ours:
-        print(f"ratio jaxnet / PyTorch (float32): {ours[0]['images_per_sec'] / torch_ips:.2f}x")
+        print(f"ratio jaxnet / PyTorch ({config.dtype}): {ours[0]['images_per_sec'] / torch_ips:.2f}x",
+              flush=True)
 
 
 if __name__ == "__main__":

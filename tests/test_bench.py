@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
 from jaxnet import bench
@@ -33,6 +34,8 @@ def test_bench_reports_throughput_flops_memory_and_the_input_pipeline(tmp_path):
     for r in records:
         assert r["images_per_sec"] > 0 and r["compile_s"] > 0 and r["step_ms"] > 0
         assert r["flops_per_step_per_device"] > 0 and 0 < r["mfu"] < 1  # against the 1 TFLOP/s given
+        # MFU = 6 FLOPs per conv/fc multiply-add of one image x images/sec per device / peak.
+        assert r["mfu"] == pytest.approx(r["model_flops_per_image"] * r["images_per_sec_per_device"] / 1e12)
         assert r["argument_bytes"] > 0 and r["total_bytes"] >= r["argument_bytes"]
         assert (r["input"] == "pipeline") == ("pipeline_only_images_per_sec" in r)
     # The FSDP placement holds less of the state per device (XLA's memory analysis).
@@ -66,3 +69,18 @@ def test_bench_rejects_unknown_inputs():
 def test_peak_table(kind, dtype, expected):
     assert bench.peak_tflops(kind, dtype) == expected
     assert bench.peak_tflops(kind, dtype, override=100.0) == 100.0
+
+
+def test_model_flops_per_image_is_six_times_the_forward_multiply_adds():
+    from jaxnet.config import base_config
+    from jaxnet.models import create_model
+    from jaxnet.training.state import create_train_state
+    import optax
+
+    config = base_config()
+    config.image_size, config.channels = 224, 3
+    model = create_model("resnet50", num_classes=1000)
+    state = jax.eval_shape(lambda: create_train_state(jax.random.PRNGKey(0), model, optax.sgd(0.1),
+                                                      (1, 224, 224, 3)))
+    # torchvision's ResNet-50 v1.5: 4.089 G multiply-adds (its "GFLOPS").
+    assert bench.model_flops_per_image(model, state, config) == pytest.approx(6 * 4.0892e9, rel=1e-4)

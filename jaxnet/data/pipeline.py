@@ -36,7 +36,9 @@ class AugmentBatch(grain.transforms.RandomMap):
             images = random_crops(images, self.padding, rng, p, count)
         if self.kind in ("crop_flip", "flip"):
             flip = (rng.random(len(images) * count) < 0.5)[p::count]
-            images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
+            images = images.copy() if images is batch["image"] else images
+            for i in np.flatnonzero(flip):
+                images[i] = images[i, :, ::-1]
         if self.erase_prob:
             images = images.copy()
             for i in np.flatnonzero(rng.random(len(images) * count) < self.erase_prob):
@@ -49,14 +51,17 @@ class AugmentBatch(grain.transforms.RandomMap):
 def random_crops(images: np.ndarray, padding: int, rng: np.random.Generator,
                  process_index: int = 0, process_count: int = 1) -> np.ndarray:
     """Per image, a crop of its own size from it zero-padded by `padding` on each side (offsets
-    drawn for a global batch of process_count local ones; this process's rows used)."""
+    drawn for a global batch of process_count local ones; this process's rows used). Copies
+    each image's shifted window once, without building the padded batch."""
     n, h, w, _ = images.shape
-    padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    offsets = rng.integers(0, 2 * padding + 1, size=(2, n * process_count))
-    top, left = offsets[:, process_index::process_count]
-    rows = top[:, None] + np.arange(h)  # [n, h]
-    cols = left[:, None] + np.arange(w)  # [n, w]
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    offsets = rng.integers(0, 2 * padding + 1, size=(2, n * process_count)) - padding
+    dy, dx = offsets[:, process_index::process_count]
+    out = np.zeros_like(images)
+    for i in range(n):
+        y, x = dy[i], dx[i]
+        out[i, max(0, -y):h - max(0, y), max(0, -x):w - max(0, x)] = \
+            images[i, max(0, y):h + min(0, y), max(0, x):w + min(0, x)]
+    return out
 
 
 def random_erase(image: np.ndarray, rng: np.random.Generator, area=(0.02, 0.4),
