@@ -88,3 +88,13 @@ def test_missing_and_truncated_tars_are_named_and_a_rerun_recovers(tmp_path):
     assert prepare.main(args) == 0
     assert len(read_split(tmp_path / "data", "train")) == 12
     assert len(read_split(tmp_path / "data", "validation")) == 5
+
+
+def test_preparation_shows_progress_with_the_split_size(tmp_path, capsys):
+    mini_imagenet.prepare_mini(tmp_path)
+    err = capsys.readouterr().err
+    # The validation split's size is known from its labels: count, total and ETA are shown.
+    kept = sum(wnid in CLASSES for wnid in VAL_WNIDS)
+    assert "imagenet2012 validation: 100%" in err and f"| {kept}/{kept} [" in err
+    assert "imagenet2012 train:" in err  # a class subset: no known total, a running count
+    assert imagenet.TRAIN_IMAGES == 1_281_167

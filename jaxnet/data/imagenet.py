@@ -12,6 +12,7 @@ from pathlib import Path
 
 import PIL.Image
 import tensorflow_datasets as tfds
+from tqdm import tqdm
 
 from jaxnet import JaxnetError
 
@@ -20,6 +21,7 @@ VAL_TAR = "ILSVRC2012_img_val.tar"
 _TFDS_IMAGENET = Path(tfds.__file__).parent / "datasets" / "imagenet2012"
 LABELS_FILE = _TFDS_IMAGENET / "labels.txt"  # the 1000 wnids, sorted: class index order
 VALIDATION_LABELS_FILE = _TFDS_IMAGENET / "validation_labels.txt"  # wnid per sorted val file name
+TRAIN_IMAGES = 1_281_167  # in ILSVRC2012_img_train.tar, all 1000 classes
 
 
 def read_lines(path) -> list:
@@ -157,13 +159,18 @@ class Imagenet2012(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         labels = validation_labels(tar_names(val), self.validation_labels_file)
         wanted = set(self.classes)
         labels = {name: wnid for name, wnid in labels.items() if wnid in wanted}
+        train_total = TRAIN_IMAGES if self.classes == imagenet_classes() else None
         return {
-            "train": self._generate_examples(iter_train(train, self.classes)),
-            "validation": self._generate_examples(iter_validation(val, labels)),
+            "train": self._generate_examples(iter_train(train, self.classes), "train", train_total),
+            "validation": self._generate_examples(iter_validation(val, labels), "validation",
+                                                  len(labels)),
         }
 
-    def _generate_examples(self, images):
-        for name, data, wnid in images:
+    def _generate_examples(self, images, split, total=None):
+        """Examples of one split, with a progress bar (count, rate, ETA when `total` is known)."""
+        progress = tqdm(images, desc=f"imagenet2012 {split}", total=total, unit=" images",
+                        mininterval=2.0, smoothing=0.05)
+        for name, data, wnid in progress:
             data, fixed = to_rgb_jpeg(data)
             if fixed:
                 self.fixed.append(name)
@@ -180,6 +187,7 @@ def prepare_imagenet(manual_dir, data_dir="", classes=None,
     builder (its `data_dir` is where the dataset is, `fixed` the re-encoded images).
     """
     data_dir = data_dir or os.environ.get("JAXNET_DATA_DIR") or None
+    tfds.disable_progress_bar()  # its bars give no ETA here (no split sizes known): ours do
     builder = Imagenet2012(data_dir=data_dir, file_format="array_record", classes=classes,
                            validation_labels_file=validation_labels_file)
     config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
