@@ -1,5 +1,6 @@
 """Per-example image transforms: output shape/dtype/range, each paper's crop geometry, PCA
-lighting's formula, reduced-size JPEG decoding, determinism."""
+lighting's formula, the Pillow decoding path (reduced-size JPEG decoding; the C path is tested in
+test_jpeg_decode.py), determinism."""
 import io
 
 import numpy as np
@@ -118,15 +119,15 @@ def test_flip_happens_about_half_the_time():
     assert 10 < sum(left_white) < 30
 
 
-def test_reduced_jpeg_decoding_is_used_and_matches_full_decoding():
+def test_pillow_path_reduced_jpeg_decoding_is_used_and_matches_full_decoding():
     pixels = smooth_image(800, 600)
     image = transforms.open_image(jpeg(pixels))
-    out = transforms.crop_resize(image, (0, 0, 800, 600), (64, 48))
+    out = transforms.pillow_crop_resize(image, (0, 0, 800, 600), (64, 48))
     assert image.size[0] == 100  # decoded at 1/8 scale: the crop still covers 64 x 48
     full = PIL.Image.fromarray(pixels).resize((64, 48), PIL.Image.BILINEAR)
     assert np.abs(np.asarray(out, np.float32) - np.asarray(full)).mean() < 3
     image = transforms.open_image(jpeg(pixels))
-    transforms.crop_resize(image, (100, 100, 400, 400), (224, 224))
+    transforms.pillow_crop_resize(image, (100, 100, 400, 400), (224, 224))
     assert image.size[0] == 800  # a 300 px crop to 224 px: no reduction allowed
 
 
@@ -139,13 +140,13 @@ def test_greyscale_cmyk_and_png_inputs_decode_to_rgb():
         assert result.shape == (16, 16, 3) and result.dtype == np.uint8, mode
 
 
-def test_decoding_stops_below_the_crop_with_exactly_the_full_decode_result():
+def test_pillow_path_decoding_stops_below_the_crop_with_exactly_the_full_decode_result():
     data = jpeg(smooth_image(300, 200))
     full = PIL.Image.open(io.BytesIO(data)).convert("RGB")
     for box, size in (((10, 20, 210, 120), (64, 64)), ((50, 0, 250, 199), (224, 224)),
                       ((0, 100, 300, 200), (200, 90))):  # none allows a reduced decode
         image = transforms.open_image(data)
-        out = transforms.crop_resize(image, box, size)
+        out = transforms.pillow_crop_resize(image, box, size)
         if box[3] < 150:
             assert image.size[1] < 200  # fewer rows decoded
         np.testing.assert_array_equal(np.asarray(out), np.asarray(

@@ -1,12 +1,14 @@
 """Input-pipeline benchmark on ImageNet-like JPEGs (generated: 500x375, quality 90).
 
-    python -m jaxnet.data.bench [--images=200] [--size=500x375] [--repeats=3] [--workers=1,2] [--long=4000]
+    python -m jaxnet.data.bench [--images=200] [--size=500x375] [--repeats=5] [--workers=1,2] [--long=4000]
 
 Prints, per CPU core (images per CPU-second of the decoding process, so other load on the
-machine does not count): a plain Pillow loop (decode, torchvision-style RandomResizedCrop, flip),
-jaxnet's inception_crop train transform and its eval transform, measured in the same run; then
-the grain pipeline's wall-clock throughput with 0, 1, 2, ... worker processes, and the peak
-resident memory (main process + workers) over a long iteration.
+machine counts little): a plain Pillow loop (decode, torchvision-style RandomResizedCrop, flip),
+jaxnet's inception_crop train transform and its eval transform (JPEGs decoded by the C extension
+jaxnet.data._jpegcrop), and the same two on the Pillow path (the fallback without the
+extension), in alternating passes of the same run; then the grain pipeline's wall-clock
+throughput with 0, 1, 2, ... worker processes, and the peak resident memory (main process +
+workers) over a long iteration.
 """
 import argparse
 import io
@@ -20,6 +22,7 @@ import numpy as np
 import PIL.Image
 import psutil
 
+from jaxnet.data import transforms
 from jaxnet.data.transforms import EvalTransform, TrainTransform
 
 
@@ -59,15 +62,28 @@ def plain_pillow(data: bytes, rnd: random.Random, size=224) -> np.ndarray:
     return np.asarray(image)
 
 
-def per_cpu_second(fn, items, repeats: int) -> float:
-    """Median over `repeats` passes of images per CPU-second of this process."""
-    rates = []
+def per_cpu_second(fns: dict, items, repeats: int) -> dict:
+    """{name: median over `repeats` passes of images per CPU-second of this process}. The passes
+    of the functions alternate, so that load that comes and goes on the machine hits them alike."""
+    rates = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.process_time()
-        for item in items:
-            fn(item)
-        rates.append(len(items) / (time.process_time() - start))
-    return float(np.median(rates))
+        for name, fn in fns.items():
+            start = time.process_time()
+            for item in items:
+                fn(item)
+            rates[name].append(len(items) / (time.process_time() - start))
+    return {name: float(np.median(r)) for name, r in rates.items()}
+
+
+def pillow_path(fn):
+    """`fn` with the C JPEG decoder switched off: jaxnet's fallback path."""
+    def run(item):
+        saved, transforms._jpegcrop = transforms._jpegcrop, None
+        try:
+            return fn(item)
+        finally:
+            transforms._jpegcrop = saved
+    return run
 
 
 def write_folder(root: Path, jpegs) -> None:
@@ -123,8 +139,9 @@ def pipeline_rate(root: Path, workers: int, batch: int, batches: int):
 
     config = pipeline_config(root, workers, batch)
     iterator = iter(train_loader(create_source(config, "train"), config))
-    for _ in range(3):  # start-up: worker processes, first batches
+    for _ in range(max(3, 2 * workers)):  # start-up: every worker started, two batches from each
         next(iterator)
+    batches = max(batches, 4 * workers)  # workers take batches in turn: four rounds at least
     start, cpu = time.time(), cpu_seconds()
     for _ in range(batches):
         next(iterator)
@@ -161,10 +178,11 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200, help="distinct generated JPEGs")
     parser.add_argument("--size", default="500x375", help="generated image size, WIDTHxHEIGHT")
-    parser.add_argument("--repeats", type=int, default=3, help="passes per single-core figure (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="passes per single-core figure (median)")
     parser.add_argument("--workers", default="1,2", help="worker counts for the scaling table")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=20, help="batches timed per worker count")
+    parser.add_argument("--batches", type=int, default=20,
+                        help="batches timed per worker count (at least 4 per worker)")
     parser.add_argument("--long", type=int, default=4000, help="images in the memory run (0 = skip)")
     args = parser.parse_args(argv)
 
@@ -178,14 +196,19 @@ def main(argv=None):
     train = TrainTransform("inception_crop", 224)
     evaluate = EvalTransform(224, 256)
     rnd, grng = random.Random(0), np.random.default_rng(0)
-    plain = per_cpu_second(lambda r: plain_pillow(r["image"], rnd), records, args.repeats)
-    ours = per_cpu_second(lambda r: train.random_map(r, grng), records, args.repeats)
-    ours_eval = per_cpu_second(evaluate.map, records, args.repeats)
+    decoder = "C extension" if transforms._jpegcrop is not None else "NOT BUILT: Pillow path"
+    rates = per_cpu_second({
+        "plain Pillow loop (decode + RandomResizedCrop + flip)": lambda r: plain_pillow(r["image"], rnd),
+        f"jaxnet inception_crop train transform ({decoder})": lambda r: train.random_map(r, grng),
+        f"jaxnet eval transform, 256 -> centre 224 ({decoder})": evaluate.map,
+        "jaxnet inception_crop train transform (Pillow path)": pillow_path(lambda r: train.random_map(r, grng)),
+        "jaxnet eval transform, 256 -> centre 224 (Pillow path)": pillow_path(evaluate.map),
+    }, records, args.repeats)
     print("\nper core (images per CPU-second, one process, median of"
-          f" {args.repeats} passes over {len(records)} images):")
-    print(f"  plain Pillow loop (decode + RandomResizedCrop + flip): {plain:7.0f}   1.00x")
-    print(f"  jaxnet inception_crop train transform:                 {ours:7.0f}   {ours / plain:.2f}x")
-    print(f"  jaxnet eval transform (shorter side 256, centre 224):  {ours_eval:7.0f}   {ours_eval / plain:.2f}x")
+          f" {args.repeats} interleaved passes over {len(records)} images):")
+    plain = next(iter(rates.values()))
+    for name, rate in rates.items():
+        print(f"  {name:58s} {rate:7.0f}   {rate / plain:.2f}x")
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -2,13 +2,24 @@
 colour. Each train transform follows its paper; all return uint8 HWC RGB (normalisation happens
 on the device).
 
-Speed: the crop box is chosen from the JPEG header alone, then only what the crop needs is
-decoded: libjpeg's DCT scaling (Pillow's draft mode) decodes at 1/2, 1/4 or 1/8 size when the crop
-stays at least as large as the output, decoding stops at the last row the crop needs, and
-crop + resize are one Pillow call (`resize(box=...)`), so no full-size intermediate copies are
-made. The pixels are those of a full decode (tested); only the draft scale changes them, and
-only where the output is at most half the crop's size. (libjpeg's fast IDCT was measured: no
-faster here, where Huffman decoding dominates, and less exact, so it is not used.)
+Speed: the crop box is chosen from the image header alone, then only what the crop needs is
+decoded. JPEGs (RGB/YCbCr and greyscale) go through the C extension `jaxnet.data._jpegcrop`
+(system libjpeg-turbo), which in one call, without the GIL:
+  - decodes at the smallest DCT scale of 1/8, 1/4, 1/2, 1 at which the box still covers the
+    output size (never upsampling because of the reduced decode; libjpeg-turbo also offers
+    3/8, 5/8, 6/8, 7/8, but those IDCTs have no SIMD and decode slower than full size);
+  - entropy-decodes only the rows above the box (jpeg_skip_scanlines), never reads the rows
+    below it, and inverse-transforms and colour-converts only its columns (jpeg_crop_scanline),
+    each with the resize filter's reach;
+  - resizes the box with Pillow's BILINEAR filter (a triangle filter that widens with the
+    downscaling factor: no aliasing), streaming: each decoded row is filtered as it comes, and
+    a flip only reverses the order of the horizontal filter's outputs.
+The decoded pixels are exactly a full decode's (at scale 1; tested) and the result is Pillow's
+crop + resize to within 1 grey level (float instead of fixed-point arithmetic). On 500x375
+ImageNet-like JPEGs cropped to 224 px, 2/3 of the remaining time is entropy decoding, which no
+crop can skip for the rows above it (README, "Throughput": the time per stage).
+CMYK/YCCK JPEGs, other formats and an install without the extension take the Pillow path: draft
+mode for the DCT scale, decoding stopped below the box, and crop + resize in one Pillow call.
 """
 import io
 import math
@@ -19,6 +30,11 @@ import PIL.Image
 import PIL.ImageEnhance
 
 from jaxnet import JaxnetError
+
+try:
+    from jaxnet.data import _jpegcrop
+except ImportError:  # built without libjpeg's headers (see setup.py): the Pillow path only
+    _jpegcrop = None
 
 TRAIN_TRANSFORMS = ("inception_crop", "resnet_scale", "alexnet", "resize")
 # AlexNet's PCA lighting constants (Krizhevsky 2012, as in fb.resnet.torch), RGB in [0, 1].
@@ -38,12 +54,36 @@ def open_image(data) -> PIL.Image.Image:
         raise JaxnetError(f"cannot decode image ({len(data)} bytes): {e}") from e
 
 
-def crop_resize(image: PIL.Image.Image, box, size) -> PIL.Image.Image:
-    """`box` = (left, top, right, bottom) of the full-size image, resized to `size` (w, h) as RGB.
+def jpeg_scale(width, height, box, size) -> int:
+    """M such that decoding the `width` x `height` JPEG at M/8 of its size (1, 2, 4 or 8; libjpeg
+    rounds the size up) leaves `box` (full-size coordinates) at least `size` (w, h) pixels."""
+    for scale in (1, 2, 4):
+        sx, sy = -(-width * scale // 8) / width, -(-height * scale // 8) / height
+        if (box[2] - box[0]) * sx >= size[0] and (box[3] - box[1]) * sy >= size[1]:
+            return scale
+    return 8
 
-    Decodes JPEGs at the smallest DCT scale (1, 1/2, 1/4, 1/8) at which the box still covers
-    `size` pixels, so nothing is ever upsampled because of the reduced decode.
-    """
+
+def crop_resize(image: PIL.Image.Image, box, size, data=None, flip=False) -> np.ndarray:
+    """`box` = (left, top, right, bottom) of the full-size image, resized to `size` (w, h) and
+    mirrored left-right if `flip`: uint8 [h, w, 3] RGB. `data`, the encoded bytes `image` was
+    opened from, lets a JPEG be decoded by the C extension (only the box, at a reduced DCT
+    scale; the flip costs nothing there); otherwise Pillow."""
+    if (data is not None and _jpegcrop is not None and image.format in ("JPEG", "MPO")
+            and image.mode in ("RGB", "L")):
+        scale = jpeg_scale(*image.size, box, size)
+        try:
+            pixels = _jpegcrop.crop_resize(data, scale, *map(float, box), *size, flip)
+        except ValueError as e:
+            raise JaxnetError(f"cannot decode JPEG ({len(data)} bytes): {e}") from e
+        return np.frombuffer(pixels, np.uint8).reshape(size[1], size[0], 3)
+    image = pillow_crop_resize(image, box, size)
+    return np.asarray(image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT) if flip else image)
+
+
+def pillow_crop_resize(image: PIL.Image.Image, box, size) -> PIL.Image.Image:
+    """crop_resize with Pillow: JPEGs are decoded at the smallest draft scale (1, 1/2, 1/4, 1/8)
+    at which the box still covers `size` pixels, and only down to the box's last row."""
     width, height = image.size
     left, top, right, bottom = box
     if image.format == "JPEG":
@@ -188,12 +228,10 @@ class TrainTransform(grain.transforms.RandomMap):
             box = alexnet_box(width, height, self.size, rng, base=max(256, self.size))
         else:
             box = (0, 0, width, height)
-        image = crop_resize(image, box, (self.size, self.size))
-        if self.jitter:
-            image = color_jitter(image, self.jitter, rng)
-        if self.kind != "resize" and rng.random() < 0.5:
-            image = image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
-        array = np.asarray(image)
+        flip = self.kind != "resize" and rng.random() < 0.5
+        array = crop_resize(image, box, (self.size, self.size), record["image"], flip)
+        if self.jitter:  # global colour changes: they commute with the flip
+            array = np.asarray(color_jitter(PIL.Image.fromarray(array), self.jitter, rng))
         if self.kind == "alexnet" and self.lighting:
             array = pca_lighting(array, rng.normal(0.0, self.lighting, 3))
         return {"image": array, "label": np.int32(record["label"])}
@@ -211,5 +249,5 @@ class EvalTransform(grain.transforms.Map):
         image = open_image(record["image"])
         width, height = image.size
         box = center_box(width, height, self.size, self.resize) if self.resize else (0, 0, width, height)
-        image = crop_resize(image, box, (self.size, self.size))
-        return {"image": np.asarray(image), "label": np.int32(record["label"])}
+        return {"image": crop_resize(image, box, (self.size, self.size), record["image"]),
+                "label": np.int32(record["label"])}
