@@ -143,6 +143,36 @@ def test_unknown_tfds_dataset_is_a_clear_error(data_dir):
         sources.create_source(config, "train")
 
 
+def test_cifar10_by_name_is_prepared_and_read_without_tensorflow(tmp_path, monkeypatch):
+    """tfds's own cifar10 builder, its download replaced by generated arrays (yielded as its
+    _generate_examples yields them): prepared without TensorFlow (Pillow encodes the PNGs that
+    tfds would encode with it), then read by name, every pixel and label exact."""
+    import tensorflow_datasets as tfds
+
+    images = np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), np.uint8)
+    labels = np.arange(12) % 10
+    cifar10 = type(tfds.builder("cifar10", data_dir=str(tmp_path)))
+
+    def split_generators(self, dl_manager):
+        return [tfds.core.SplitGenerator(name="train", gen_kwargs={"first": 0, "count": 8}),
+                tfds.core.SplitGenerator(name="test", gen_kwargs={"first": 8, "count": 4})]
+
+    def generate_examples(self, first, count):
+        for i in range(first, first + count):
+            yield str(i), {"id": str(i), "image": images[i], "label": labels[i]}
+
+    monkeypatch.setattr(cifar10, "_split_generators", split_generators)
+    monkeypatch.setattr(cifar10, "_generate_examples", generate_examples)
+    config = mini_imagenet.mini_config(tmp_path)
+    config.dataset, config.num_classes, config.image_size = "cifar10", 10, 32
+    config.train_transform, config.eval_resize = "resize", 0  # the whole 32 px image, unchanged
+    train = sources.create_source(config, "train")  # prepares it: no TensorFlow installed
+    assert len(train) == 8 and (tmp_path / "cifar10" / "3.0.2").is_dir()
+    (batch,) = list(eval_batches(sources.create_source(config, "test"), 4))
+    np.testing.assert_array_equal(batch["image"], images[8:])
+    np.testing.assert_array_equal(batch["label"], labels[8:])
+
+
 def test_training_on_prepared_imagenet_end_to_end(data_dir, tmp_path, devices):
     from jaxnet.training.loop import train_and_evaluate
 

@@ -98,3 +98,8 @@ def test_preparation_shows_progress_with_the_split_size(tmp_path, capsys):
     assert "imagenet2012 validation: 100%" in err and f"| {kept}/{kept} [" in err
     assert "imagenet2012 train:" in err  # a class subset: no known total, a running count
     assert imagenet.TRAIN_IMAGES == 1_281_167
+
+
+def test_prepare_names_an_unknown_tfds_dataset(tmp_path, capsys):
+    assert prepare.main(["no_such_dataset_xyz", f"--data_dir={tmp_path}"]) == 1
+    assert "tfds has no dataset 'no_such_dataset_xyz'" in capsys.readouterr().err

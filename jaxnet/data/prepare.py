@@ -9,8 +9,12 @@ back with tfds.data_source("imagenet2012", data_dir=DATA_DIR) and by `--config.d
 An interrupted run leaves only a temporary `incomplete.*` directory: run the command again.
 """
 import argparse
+import io
 import sys
 import time
+
+import numpy as np
+import PIL.Image
 
 from jaxnet import JaxnetError
 from jaxnet.data.imagenet import VALIDATION_LABELS_FILE, prepare_imagenet, read_lines
@@ -20,9 +24,53 @@ def prepare_tfds(name: str, data_dir: str = ""):
     """Download and prepare a tfds dataset by name as ArrayRecord files (needs network)."""
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=data_dir or None, file_format="array_record")
-    builder.download_and_prepare()
+    try:
+        builder = tfds.builder(name, data_dir=data_dir or None, file_format="array_record")
+    except Exception as e:  # unknown name, or a builder module that cannot be imported
+        raise JaxnetError(f"tfds has no dataset {name!r} usable here ({type(e).__name__}: {e})") from e
+    try:
+        download_and_prepare(builder)
+    except Exception as e:  # no network, a moved URL, a full disk, ...
+        first_line = str(e).splitlines()[0] if str(e) else ""
+        raise JaxnetError(f"preparing {name} in {builder.data_dir} failed ({type(e).__name__}:"
+                          f" {first_line}); run it again where the download works") from e
     return builder
+
+
+def download_and_prepare(builder) -> None:
+    """builder.download_and_prepare() without TensorFlow: tfds encodes the images that a builder
+    yields as arrays (cifar10, cifar100, ...) with TensorFlow, so they are handed to it already
+    encoded, by Pillow, in the image feature's format (PNG unless it says JPEG)."""
+    generate = builder._generate_examples  # noqa: SLF001 (tfds's generation hook)
+    images = image_features(builder.info.features)
+
+    def generate_encoded(*args, **kwargs):
+        for key, example in generate(*args, **kwargs):
+            yield key, {k: encode_array(v, images[k]) if k in images else v for k, v in example.items()}
+
+    builder._generate_examples = generate_encoded
+    builder.download_and_prepare()
+
+
+def image_features(features) -> dict:
+    """{name: "png" or "jpeg"} of the top-level image features of a tfds FeaturesDict."""
+    import tensorflow_datasets as tfds
+
+    return {name: (feature.encoding_format or "png") for name, feature in features.items()
+            if isinstance(feature, tfds.features.Image)}
+
+
+def encode_array(value, encoding: str):
+    """A uint8 image array as PNG/JPEG bytes (Pillow); anything else (bytes, paths) unchanged."""
+    if not isinstance(value, np.ndarray):
+        return value
+    out = io.BytesIO()
+    pixels = value[..., 0] if value.ndim == 3 and value.shape[-1] == 1 else value
+    if encoding == "jpeg":
+        PIL.Image.fromarray(pixels).save(out, "JPEG", quality=95)
+    else:
+        PIL.Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
 
 
 def main(argv=None) -> int:

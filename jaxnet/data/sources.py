@@ -181,8 +181,10 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
     if not builder.is_prepared():
         if name == "imagenet2012":
             raise JaxnetError(IMAGENET_HELP.format(where=builder.data_dir))
+        from jaxnet.data.prepare import download_and_prepare
+
         try:
-            builder.download_and_prepare()
+            download_and_prepare(builder)
         except Exception as e:
             raise JaxnetError(
                 f"{name} is not prepared in {builder.data_dir} and tfds could not prepare it"
