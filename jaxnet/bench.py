@@ -8,11 +8,11 @@ devices are present (GPU, TPU or CPU), and PyTorch's on the CPU for comparison.
 For every (model, dtype, param_sharding, input) it reports: compile time (lowering + XLA), the
 first step, the steady-state step time (median over --repeats windows of --steps steps) and
 images/sec in all and per device; the model FLOPs utilisation (MFU) against the device's peak,
-with the usual convention: 6 FLOPs per multiply-add of the conv and fc layers (forward 2, backward
-4), counted from the model's jaxpr; XLA's own FLOP count of the compiled step is reported beside it
-(on GPUs it leaves out the cuDNN convolutions, so it is far lower there); per-device memory from XLA's memory analysis
-of the compiled step (arguments = state shard + batch shard, temporaries) and, on GPU/TPU, the
-allocator's peak. The step is the one training uses (SGD with momentum and weight decay,
+with the usual convention: 6 FLOPs per multiply-add of the conv and fc layers (forward 2,
+backward 4), counted from the model's jaxpr; XLA's own FLOP count of the compiled step beside it
+(on GPUs it leaves out the cuDNN convolutions, so it is far lower there); per-device memory from
+XLA's memory analysis of the compiled step (arguments = state shard + batch shard, temporaries)
+and, on GPU/TPU, the allocator's peak. The step is the one training uses (SGD with momentum and weight decay,
 BatchNorm updates, the state donated), on the mesh and placement training uses.
 
 --input=synthetic feeds one batch already on the devices: the compute ceiling. --input=pipeline
