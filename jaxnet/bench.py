@@ -12,8 +12,8 @@ with the usual convention: 6 FLOPs per multiply-add of the conv and fc layers (f
 backward 4), counted from the model's jaxpr; XLA's own FLOP count of the compiled step beside it
 (on GPUs it leaves out the cuDNN convolutions, so it is far lower there); per-device memory from
 XLA's memory analysis of the compiled step (arguments = state shard + batch shard, temporaries)
-and, on GPU/TPU, the allocator's peak. The step is the one training uses (SGD with momentum and weight decay,
-BatchNorm updates, the state donated), on the mesh and placement training uses.
+and, on GPU/TPU, the allocator's peak. The step is the one training uses (SGD with momentum and
+weight decay, BatchNorm updates, the state donated), on the mesh and placement training uses.
 
 --input=synthetic feeds one batch already on the devices: the compute ceiling. --input=pipeline
 feeds every step from jaxnet's grain pipeline (train_loader over an in-memory synthetic source of
