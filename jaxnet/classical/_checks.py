@@ -9,11 +9,19 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+@jax.jit
+def _any_nonfinite(x):
+    """x * 0 is NaN exactly where x is NaN or inf: one fused pass, no temporary of x's size."""
+    return jnp.isnan(jnp.sum(x * 0))
+
+
 def check_finite(x, name: str) -> None:
     """Raise if a concrete float array holds NaN or inf (tracers are skipped: checked by callers)."""
     if _is_concrete(x) and jnp.issubdtype(x.dtype, jnp.inexact):
-        xp = np if isinstance(x, np.ndarray) else jnp  # numpy input: no device round trip
-        bad = int(x.size - xp.isfinite(x).sum())
+        if isinstance(x, np.ndarray):  # no device round trip
+            bad = int(x.size - np.isfinite(x).sum())
+        else:  # counted only when there is something to count
+            bad = int(jnp.sum(~jnp.isfinite(x))) if _any_nonfinite(x) else 0
         if bad:
             raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
 

@@ -1,8 +1,9 @@
 """The classical baseline as a train.py / eval.py experiment (config.method = "classical").
 
 train_classical: fit the feature encoder (PCA + GMM of the config's Fisher blocks, if any) on a
-sample of train images, extract the train split's features (in memory, or in numpy memmaps under
-WORKDIR/features/ that the averaged-SGD solver streams), fit the linear SVM, checkpoint the fitted
+sample of train images, extract the train split's features (straight onto the full-batch solver's
+devices, into host memory for SGD, or into numpy memmaps under WORKDIR/features/ that the
+averaged-SGD solver streams), fit the linear SVM, checkpoint the fitted
 state with orbax, evaluate it on config.eval_split. A re-run on a finished workdir restores the
 state instead of refitting. evaluate_classical: restore and evaluate a split, every example
 exactly once, like the CNNs' eval.py. The checkpoint step is the solver's iteration count (L-BFGS
@@ -23,7 +24,7 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from jaxnet import JaxnetError
-from jaxnet.classical import pipeline, sgd, svm
+from jaxnet.classical import pipeline, sgd, sharding, svm
 from jaxnet.classical.losses import LOSSES, loss_terms
 from jaxnet.config import validate_config
 from jaxnet.data.pipeline import eval_batches
@@ -117,9 +118,21 @@ def batch_features(images, config, state, mesh) -> np.ndarray:
         raise JaxnetError(f"config.classical.features: {e}") from e
 
 
-def split_features(source, config, state, mesh, path=None, desc="features"):
+def _feature_store(n: int, dim: int, dtype, mesh, path, on_device):
+    """Where split_features writes [n, dim] rows: a .npy memmap at `path`, a device RowBuffer
+    (on_device), or a host array."""
+    if path is not None:
+        return np.lib.format.open_memmap(path, "w+", dtype, (n, dim))
+    if on_device:
+        return sharding.RowBuffer((n, dim), mesh, dtype)
+    return np.empty((n, dim), dtype)
+
+
+def split_features(source, config, state, mesh, path=None, desc="features", on_device=False):
     """(features [n, D], labels [n]) of every example of `source`, in order. With `path` the
-    features are written to a .npy memory map there (what the SGD solver streams from)."""
+    features are written to a .npy memory map there (what the SGD solver streams from); with
+    on_device they are written batch by batch into a device array laid out for the full-batch
+    solver (rows padded to the mesh: [n', D], see sharding.RowBuffer), never whole on the host."""
     n, dtype = len(source), np.dtype(config.classical.feature_dtype)
     feats, labels, row = None, np.empty(n, np.int32), 0
     with _progress(n, desc) as bar:
@@ -130,9 +143,7 @@ def split_features(source, config, state, mesh, path=None, desc="features"):
                 continue
             f = batch_features(batch["image"], config, state, mesh)[real]
             if feats is None:
-                shape = (n, f.shape[1])
-                feats = (np.lib.format.open_memmap(path, "w+", dtype, shape) if path is not None
-                         else np.empty(shape, dtype))
+                feats = _feature_store(n, f.shape[1], dtype, mesh, path, on_device)
             feats[row : row + k] = f
             labels[row : row + k] = batch["label"][real]
             row += k
@@ -141,7 +152,7 @@ def split_features(source, config, state, mesh, path=None, desc="features"):
         raise AssertionError(f"read {row} examples, the split has {n}")
     if path is not None:
         feats.flush()
-    return feats, labels
+    return (feats.array() if on_device else feats), labels
 
 
 def _fingerprint(config, state) -> str:
@@ -224,10 +235,11 @@ def _add(totals, sums):
 
 
 def feature_metrics(params, features, labels, config, rows: int = 4096) -> dict:
-    """loss / top-1 / top-5 of params on stored features (host array or memmap), in chunks."""
+    """loss / top-1 / top-5 of params on stored features (host array, memmap or the full-batch
+    solver's device array, rows padded: only the first len(labels) count), in chunks."""
     totals = None
     for s in range(0, len(labels), rows):
-        x = np.asarray(features[s : s + rows], np.float32)
+        x = np.asarray(sharding.host_rows(features, s, min(s + rows, len(labels))), np.float32)
         y = labels[s : s + rows]
         totals = _add(totals, _sums(params, x, y, np.ones(len(y), np.float32), config.classical.loss,
                                     config.num_classes))
@@ -342,10 +354,11 @@ def _fit(config, workdir, train_source, mesh, logger):
     if c.feature_store == "disk":
         feats, labels = stored_features(train_source, config, encoder, mesh, workdir, config.train_split,
                                         logger.print)
-    else:
-        feats, labels = split_features(train_source, config, encoder, mesh, desc=f"{config.train_split} features")
+    else:  # the full-batch solver's features go straight to its devices (no host copy)
+        feats, labels = split_features(train_source, config, encoder, mesh, desc=f"{config.train_split} features",
+                                       on_device=c.solver == "full_batch")
     t_features = time.time() - t0
-    logger.print(f"{config.train_split} features: {feats.shape[0]:,} x {feats.shape[1]:,} ({feats.dtype},"
+    logger.print(f"{config.train_split} features: {len(labels):,} x {feats.shape[1]:,} ({feats.dtype},"
                  f" {c.feature_store}) in {t_features:.1f} s; fitting the SVM ({c.solver}, {c.loss},"
                  f" lam {c.lam:g})")
 

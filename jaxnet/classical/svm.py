@@ -156,19 +156,32 @@ def _lbfgs(w, best, x, onehot, mask, pre, lam, mu, scale, tol, ftol, limit, loss
 _STOP_REASONS = {0: "max_iter", 1: "gap", 2: "smoothed gap", 3: "no progress", 4: "ftol"}
 
 
+def _examples(x, labels, mesh) -> int:
+    """The examples in features x: its rows, less the padding of a device array already padded
+    to the mesh for these labels (a sharding.RowBuffer's)."""
+    if isinstance(x, jax.Array) and np.ndim(labels) == 1 and x.shape[0] == sharding.padded_rows(len(labels), mesh):
+        return len(labels)
+    return x.shape[0]
+
+
 def prepare(features, labels, num_classes, mesh):
     """Validate and place (x [n', D], one-hot labels [n', C], mask [n']) on the mesh (rows
-    padded to a multiple of its 'data' axis; padding rows have mask 0)."""
+    padded to a multiple of its 'data' axis; padding rows have mask 0). Host features (numpy,
+    memmap) are copied over in blocks of rows (sharding.place_rows); device features are used
+    as they are, also when already padded to the mesh (sharding.RowBuffer: n' rows for n labels)."""
     x = features
     if not hasattr(x, "ndim") or x.ndim != 2:
         raise ValueError(f"features must be 2-D [examples, features], got shape {np.shape(x)}")
-    labels, num_classes = check_labels(labels, x.shape[0], num_classes)
-    check_matrix(x, "features")
     k = sharding.data_size(mesh)
-    x = sharding.pad_rows(np.asarray(x, np.float32) if isinstance(x, np.ndarray) else x.astype(jnp.float32), k)
+    labels, num_classes = check_labels(labels, _examples(x, labels, mesh), num_classes)
+    check_matrix(x, "features")
+    if isinstance(x, jax.Array):
+        x = sharding.place(sharding.pad_rows(x.astype(jnp.float32), k), mesh)
+    else:
+        x = sharding.place_rows(x, mesh)
     onehot = sharding.pad_rows(np.eye(num_classes, dtype=np.float32)[labels], k)
     mask = sharding.pad_rows(np.ones(len(labels), np.float32), k)
-    return sharding.place(x, mesh), sharding.place(onehot, mesh), sharding.place(mask, mesh), num_classes
+    return x, sharding.place(onehot, mesh), sharding.place(mask, mesh), num_classes
 
 
 def fit_svm(features, labels, *, num_classes=None, lam: float = 1e-4, loss: str = "hinge",
@@ -176,7 +189,9 @@ def fit_svm(features, labels, *, num_classes=None, lam: float = 1e-4, loss: str 
             ftol: float = 0.0, max_iter: int = 1000, smoothing: float = 1.0, min_smoothing: float = 1e-6,
             memory: int = 30, precondition_rank: int = 64, precondition_rows: int = 16384,
             seed: int = 0, mesh=None, callback=None):
-    """Fit a multiclass linear SVM on features [n, D] and integer labels [n].
+    """Fit a multiclass linear SVM on features [n, D] and integer labels [n]. Features may be a
+    host array, a memmap or a device array (also one already padded to the mesh's 'data' axis,
+    [n', D], like a sharding.RowBuffer's: used without a copy).
 
     loss: "hinge" (one-vs-rest), "squared_hinge" (one-vs-rest) or "crammer_singer".
     lam: L2 weight (lam_from_c converts scikit-learn's C).
@@ -201,7 +216,9 @@ def fit_svm(features, labels, *, num_classes=None, lam: float = 1e-4, loss: str 
     scale = float(intercept_scale) if fit_intercept else 0.0
     w = sharding.replicate(jnp.zeros((x.shape[1] + 1, num_classes), jnp.float32), mesh)
     stride = max(1, x.shape[0] // precondition_rows)
-    pre = sharding.replicate(precondition.nystrom(x[::stride], mask[::stride], scale, precondition_rank, seed), mesh)
+    sample = sharding.strided_rows(x, stride), sharding.strided_rows(mask, stride)  # on one device
+    pre = sharding.replicate(precondition.nystrom(*sample, scale, precondition_rank, seed), mesh)
+    del sample
     mu = 0.0 if loss == "squared_hinge" else float(smoothing)
     inf = jnp.asarray(np.inf, jnp.float32)  # not a Python float: a weak type would recompile
     best = sharding.replicate({"w": w, "primal": inf, "dual": -inf}, mesh)

@@ -1,5 +1,6 @@
 """The SVM solvers: optimum of small problems (closed form, scikit-learn's liblinear), sharded
 on 8 devices == 1 device, and clear errors on bad inputs."""
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -78,6 +79,52 @@ def test_sharded_equals_single_device(devices):
     assert info1["iterations"] == info8["iterations"] == 15
     np.testing.assert_allclose(np.asarray(eight["w"]), np.asarray(one["w"]), atol=1e-4)
     np.testing.assert_allclose(info8["objective"], info1["objective"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("n,dtype", [(150, np.float32), (152, np.float16)])
+@pytest.mark.parametrize("eight", [False, True])
+def test_row_buffer_equals_placing_the_padded_matrix(devices, n, dtype, eight):
+    x = RNG.normal(size=(n, 5)).astype(np.float32)
+    mesh = sharding.data_mesh(devices) if eight else None
+    buf = sharding.RowBuffer((n, 5), mesh, dtype)
+    for start, stop in [(0, 7), (7, 40), (40, 41), (41, n)]:  # blocks straddling shards
+        buf[start:stop] = x[start:stop]
+    got = buf.array()
+    want = sharding.place(sharding.pad_rows(x.astype(dtype), sharding.data_size(mesh)), mesh)
+    assert got.dtype == dtype and got.shape == want.shape == (sharding.padded_rows(n, mesh), 5)
+    assert got.sharding.is_equivalent_to(want.sharding, 2)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))  # padding rows are zeros
+    np.testing.assert_array_equal(np.asarray(sharding.place_rows(x, mesh, dtype, block_rows=32)), np.asarray(want))
+    with pytest.raises(ValueError, match="contiguous row slice"):
+        sharding.RowBuffer((n, 5), mesh)[0:3] = x[:2]
+
+
+@pytest.mark.parametrize("layout", ["host", "one device", "sharded", "replicated"])
+def test_rows_of_a_sharded_array_without_gathering_it(devices, layout):
+    x = RNG.normal(size=(152, 5)).astype(np.float32)
+    mask = np.arange(152, dtype=np.float32)
+    mesh = sharding.data_mesh(devices)
+    put = {"host": lambda a: a, "one device": jnp.asarray, "sharded": lambda a: sharding.place(a, mesh),
+           "replicated": lambda a: sharding.replicate(a, mesh)}[layout]
+    for stride in (1, 3, 7):
+        sub = sharding.strided_rows(put(x), stride)
+        assert sub.sharding.device_set == {devices[0]}
+        np.testing.assert_array_equal(np.asarray(sub), x[::stride])
+        np.testing.assert_array_equal(np.asarray(sharding.strided_rows(put(mask), stride)), mask[::stride])
+    for start, stop in [(0, 152), (3, 20), (18, 19), (150, 152)]:
+        np.testing.assert_array_equal(sharding.host_rows(put(x), start, stop), x[start:stop])
+
+
+def test_fit_on_device_features_equals_host_features(devices):
+    x, y = _problem()  # 150 rows: padded to 152 on 8 devices
+    mesh = sharding.data_mesh(devices)
+    kw = dict(lam=1e-2, tol=0.0, max_iter=15, mesh=mesh)
+    host, info_host = svm.fit_svm(x, y, **kw)
+    padded, info_padded = svm.fit_svm(sharding.place_rows(x, mesh), y, **kw)  # [152, 8], the RowBuffer layout
+    unpadded, _ = svm.fit_svm(sharding.place(x, sharding.data_mesh(devices[:2])), y, **kw)  # [150, 8], resharded
+    np.testing.assert_array_equal(np.asarray(padded["w"]), np.asarray(host["w"]))
+    np.testing.assert_array_equal(info_padded["objective"], info_host["objective"])
+    np.testing.assert_array_equal(np.asarray(unpadded["w"]), np.asarray(host["w"]))
 
 
 def test_sgd_reaches_the_optimum_and_shards(devices):

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from jaxnet import JaxnetError
-from jaxnet.classical import experiment, pipeline
+from jaxnet.classical import experiment, pipeline, sharding
 from jaxnet.config import validate_config
 from jaxnet.data.sources import create_source
 
@@ -167,6 +168,20 @@ def test_stored_features_are_reused(tmp_path):
     assert messages and "reusing" in messages[0]
     np.testing.assert_array_equal(np.asarray(again), np.asarray(first))
     np.testing.assert_array_equal(labels_again, source.labels)
+
+
+@pytest.mark.parametrize("eight", [False, True])
+def test_features_written_on_device_equal_the_host_ones(devices, eight):
+    config = load_config(TINY)  # 64 train images in batches of eval_batch_size
+    config.eval_batch_size = 24  # batches straddle the 8 shards of 8 rows
+    source = create_source(config, "train")
+    mesh = sharding.data_mesh(devices) if eight else None
+    host, labels = experiment.split_features(source, config, {"fisher": []}, mesh)
+    dev, labels_dev = experiment.split_features(source, config, {"fisher": []}, mesh, on_device=True)
+    want = sharding.place_rows(host, mesh)
+    assert isinstance(dev, jax.Array) and dev.sharding.is_equivalent_to(want.sharding, 2)
+    np.testing.assert_array_equal(np.asarray(dev), np.asarray(want))
+    np.testing.assert_array_equal(labels_dev, labels)
 
 
 @pytest.mark.parametrize("field, value, message", [
