@@ -106,13 +106,12 @@ def bench_config(model: str, dtype: str, sharding: str, batch: int):
 def jpeg_source(config, distinct: int = 32):
     """config.synthetic_examples generated ILSVRC-like JPEGs (`distinct` different ones, repeated)
     as an encoded source: ImageNet's decode + train-transform path without ImageNet."""
-    from jaxnet.data.bench import imagenet_like_jpeg
+    from jaxnet.data.bench import RepeatedJpegs, imagenet_like_jpeg
     from jaxnet.data.sources import encoded_source
 
     rng = np.random.default_rng(0)
     images = [imagenet_like_jpeg(rng) for _ in range(distinct)]
-    records = [{"image": images[i % distinct], "label": i % config.num_classes}
-               for i in range(config.synthetic_examples)]
+    records = RepeatedJpegs(images, config.synthetic_examples, config.num_classes)
     return encoded_source(records, config, "generated JPEGs")
 
 

@@ -23,3 +23,6 @@ def test_repeated_jpegs_cycle_through_the_images_at_imagenet_size():
     records = bench.RepeatedJpegs([b"a", b"b", b"c"])
     assert len(records) == 1_281_167
     assert [records[i]["image"] for i in (0, 1, 2, 3, 1_281_166)] == [b"a", b"b", b"c", b"a", b"b"]
+    assert {records[i]["label"] for i in range(10)} == {0}
+    labelled = bench.RepeatedJpegs([b"a", b"b"], length=6, num_classes=4)
+    assert len(labelled) == 6 and [labelled[i]["label"] for i in range(6)] == [0, 1, 2, 3, 0, 1]
