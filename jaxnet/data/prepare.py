@@ -20,14 +20,19 @@ from jaxnet import JaxnetError
 from jaxnet.data.imagenet import VALIDATION_LABELS_FILE, prepare_imagenet, read_lines
 
 
-def prepare_tfds(name: str, data_dir: str = ""):
-    """Download and prepare a tfds dataset by name as ArrayRecord files (needs network)."""
+def tfds_builder(name: str, data_dir=None):
+    """tfds's builder of dataset `name` writing ArrayRecord files; JaxnetError if tfds has none."""
     import tensorflow_datasets as tfds
 
     try:
-        builder = tfds.builder(name, data_dir=data_dir or None, file_format="array_record")
+        return tfds.builder(name, data_dir=data_dir or None, file_format="array_record")
     except Exception as e:  # unknown name, or a builder module that cannot be imported
         raise JaxnetError(f"tfds has no dataset {name!r} usable here ({type(e).__name__}: {e})") from e
+
+
+def prepare_tfds(name: str, data_dir: str = ""):
+    """Download and prepare a tfds dataset by name as ArrayRecord files (needs network)."""
+    builder = tfds_builder(name, data_dir)
     try:
         download_and_prepare(builder)
     except Exception as e:  # no network, a moved URL, a full disk, ...

@@ -173,16 +173,13 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
     download are downloaded and prepared first; imagenet2012 needs jaxnet.data.prepare."""
     import tensorflow_datasets as tfds
 
+    from jaxnet.data.prepare import download_and_prepare, tfds_builder
+
     data_dir = config.data_dir or os.environ.get("JAXNET_DATA_DIR") or None
-    try:
-        builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
-    except Exception as e:  # unknown name, or a builder module that cannot be imported
-        raise JaxnetError(f"tfds has no dataset {name!r} usable here ({type(e).__name__}: {e})") from e
+    builder = tfds_builder(name, data_dir)
     if not builder.is_prepared():
         if name == "imagenet2012":
             raise JaxnetError(IMAGENET_HELP.format(where=builder.data_dir))
-        from jaxnet.data.prepare import download_and_prepare
-
         try:
             download_and_prepare(builder)
         except Exception as e:
