@@ -39,7 +39,7 @@ from absl import app, flags, logging
 from jaxnet.config import base_config
 from jaxnet.data.pipeline import train_loader
 from jaxnet.data.sources import create_source
-from jaxnet.models.flops import macs
+from jaxnet.models.flops import forward_macs
 from jaxnet.training.loop import build_training
 from jaxnet.training.sharding import (batch_sharded, create_mesh, replicated, shard_batch,
                                       shardings_of)
@@ -144,8 +144,7 @@ def model_flops_per_image(model, state, config) -> float:
     variables = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables)
     image = jax.ShapeDtypeStruct((1, config.image_size, config.image_size, config.channels),
                                  jnp.float32)
-    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, image)
-    return 6.0 * macs(jaxpr.jaxpr)
+    return 6.0 * forward_macs(model, variables, image)
 
 
 def memory_figures(compiled) -> dict:

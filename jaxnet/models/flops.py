@@ -43,6 +43,12 @@ def macs(jaxpr) -> int:
     return total
 
 
+def forward_macs(model, variables, images) -> int:
+    """Conv + fc multiply-adds of model.apply(variables, images, train=False) (shapes only)."""
+    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, images)
+    return macs(jaxpr.jaxpr)
+
+
 def model_costs(name: str, num_classes: int = 1000):
     """(input px, parameter count, XLA forward FLOPs, conv/fc multiply-adds) for one image."""
     px = RESOLUTION.get(name, 224)
@@ -60,7 +66,7 @@ def model_costs(name: str, num_classes: int = 1000):
     cost = jax.jit(forward).lower(variables, images).compile().cost_analysis()
     if isinstance(cost, (list, tuple)):  # older jax returns one dict per device
         cost = cost[0]
-    return px, n_params, cost["flops"], macs(jax.make_jaxpr(forward)(variables, images).jaxpr)
+    return px, n_params, cost["flops"], forward_macs(model, variables, images)
 
 
 def main(names):
