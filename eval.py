@@ -16,13 +16,10 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     start_jax(CONFIG.value)  # before any other JAX call
-    if CONFIG.value.method == "classical":  # features + linear SVM: jaxnet/classical
-        from jaxnet.classical.experiment import evaluate_classical as evaluate_checkpoint
-    else:
-        from jaxnet.evaluation.checkpoint_eval import evaluate_checkpoint
+    from jaxnet.methods import evaluate
 
     m = run_reporting_errors(
-        lambda: evaluate_checkpoint(CONFIG.value, workdir_or_default(), SPLIT.value, STEP.value))
+        lambda: evaluate(CONFIG.value, workdir_or_default(), SPLIT.value, STEP.value))
     if jax.process_index() == 0:  # process 0 wrote the file; one report per job
         print(f"{m['split']} at step {m['step']} ({m['num_examples']:,} examples): "
               f"loss {m['loss']:.4f} | top-1 {m['top1_acc']:.4f} (err {m['top1_err']:.4f}) | "

@@ -1,4 +1,4 @@
-"""Train a model: python train.py --config=configs/NAME.py [--config.FIELD=VALUE ...] [--workdir=DIR].
+"""Train any method: python train.py --config=configs/NAME.py [--config.FIELD=VALUE ...] [--workdir=DIR].
 
 Re-running the same command with the same workdir resumes from its latest checkpoint.
 """
@@ -13,12 +13,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     start_jax(CONFIG.value)  # before any other JAX call
-    if CONFIG.value.method == "classical":  # features + linear SVM: jaxnet/classical
-        from jaxnet.classical.experiment import train_classical as train_and_evaluate
-    else:
-        from jaxnet.training.loop import train_and_evaluate
+    from jaxnet.methods import train
 
-    metrics = run_reporting_errors(lambda: train_and_evaluate(CONFIG.value, workdir_or_default()))
+    metrics = run_reporting_errors(lambda: train(CONFIG.value, workdir_or_default()))
     if jax.process_index() == 0:  # one summary line per job, not per host
         print(f"final {CONFIG.value.eval_split}: top-1 {metrics['top1_acc']:.4f}, "
               f"top-5 {metrics['top5_acc']:.4f}, loss {metrics['loss']:.4f}")

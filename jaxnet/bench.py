@@ -40,9 +40,9 @@ from jaxnet.config import base_config
 from jaxnet.data.pipeline import train_loader
 from jaxnet.data.sources import create_source
 from jaxnet.models.flops import forward_macs
-from jaxnet.training.loop import build_training
-from jaxnet.training.sharding import (batch_sharded, create_mesh, replicated, shard_batch,
-                                      shardings_of)
+from jaxnet.mesh import batch_sharded, create_mesh, replicated, shard_batch
+from jaxnet.training.sharding import shardings_of
+from jaxnet.training.state import build_training
 from jaxnet.training.steps import make_train_step
 
 MODEL = flags.DEFINE_list("model", ["resnet50"], "Registry names, comma separated.")

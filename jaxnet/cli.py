@@ -8,6 +8,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from jaxnet import JaxnetError
+from jaxnet.mesh import usable_cores
 
 CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to an ml_collections config file (configs/*.py).", lock_config=True)
@@ -38,9 +39,13 @@ CACHE_DIR = flags.DEFINE_string(
 
 
 def parse_flags(argv):
-    """absl's parser, but an unknown or ill-typed --config.FIELD exits 2 with a one-line message."""
+    """absl's parser, but an unknown or ill-typed --config.FIELD exits 2 with a one-line message.
+    Logs at WARNING unless --verbosity says otherwise (0: every host's progress and orbax's INFO)."""
     try:
-        return flags.FLAGS(argv)
+        remaining = flags.FLAGS(argv)
+        if not flags.FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.WARNING)
+        return remaining
     except (AttributeError, KeyError) as e:
         bad = [a for a in argv[1:] if a.startswith("--config.")]
         field = str(e).strip("\"'")
@@ -54,12 +59,11 @@ def parse_flags(argv):
 
 def configure_cpu_devices(config) -> None:
     """Apply --cpu_devices before JAX starts (unless XLA_FLAGS already sets a device count)."""
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):  # tests, benches
         return
     count = CPU_DEVICES.value
     if count < 0:
-        count = auto_cpu_devices(len(os.sched_getaffinity(0)), config.batch_size,
-                                 config.eval_batch_size)
+        count = auto_cpu_devices(usable_cores(), config.batch_size, config.eval_batch_size)
     if count > 0:
         import jax
 
@@ -91,7 +95,6 @@ def workdir_or_default() -> Path:
 
 def run_reporting_errors(fn):
     """Call fn(); a JaxnetError (bad config, missing data, ...) exits 1 with its message only."""
-    logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
     try:
         return fn()
     except JaxnetError as e:

@@ -28,7 +28,7 @@ def main(process_id: int, port: int, cache_dir: str, workdirs) -> None:
     assert jax.process_count() == 2 and jax.device_count() == 8 and jax.local_device_count() == 4
 
     from tiny_config import get_config
-    from jaxnet.training.loop import train_and_evaluate
+    from jaxnet.methods import train
 
     for workdir in workdirs:
         if workdir.startswith("wait:"):
@@ -38,7 +38,7 @@ def main(process_id: int, port: int, cache_dir: str, workdirs) -> None:
                 if time.time() > deadline:
                     raise TimeoutError(f"{workdir} was never prepared")
                 time.sleep(0.1)
-        train_and_evaluate(get_config(), workdir)
+        train(get_config(), workdir)
         if jax.process_index() == 0:
             (Path(workdir) / "DONE").write_text("")  # the test may read this workdir now
         print(f"process {process_id}: trained {workdir}", flush=True)

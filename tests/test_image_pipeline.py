@@ -174,11 +174,11 @@ def test_cifar10_by_name_is_prepared_and_read_without_tensorflow(tmp_path, monke
 
 
 def test_training_on_prepared_imagenet_end_to_end(data_dir, tmp_path, devices):
-    from jaxnet.training.loop import train_and_evaluate
+    from jaxnet.methods import train
 
     config = mini_imagenet.mini_config(data_dir)
     config.image_size = 8
     config.num_epochs = 1.0  # 12 images, batch 8: one step, then the evaluation
-    metrics = train_and_evaluate(config, tmp_path / "work")
+    metrics = train(config, tmp_path / "work")
     assert metrics["num_examples"] == 5  # the whole validation split, once
     assert np.isfinite(metrics["loss"]) and 0 <= metrics["top1_acc"] <= 1

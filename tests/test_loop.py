@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from jaxnet import JaxnetError
-from jaxnet.training.checkpoint import Checkpointer, abstract_like
-from jaxnet.training.loop import TrainingDiverged, build_training, train_and_evaluate
-from jaxnet.training.sharding import create_mesh, replicated
+from jaxnet.loop.checkpoint import Checkpointer, abstract_like
+from jaxnet.loop.training import TrainingDiverged, restore_training
+from jaxnet.methods import train
+from jaxnet.training.state import build_training
+from jaxnet.mesh import create_mesh, replicated
 from tests.tiny_config import get_config
 
 
@@ -26,22 +28,19 @@ def restore_latest(config, workdir, devices):
     mesh = create_mesh(devices)
     _, _, _, init = build_training(config, 4, mesh)
     abstract = abstract_like(jax.eval_shape(init, jax.random.PRNGKey(0)), replicated(mesh))
-    checkpointer = Checkpointer(workdir / "checkpoints", keep=5)
-    try:
-        return checkpointer.restore(abstract)
-    finally:
-        checkpointer.close()
+    with Checkpointer(workdir / "checkpoints", keep=5) as checkpointer:
+        return restore_training(checkpointer, abstract)
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, devices):
     config = get_config()  # 8 steps, checkpoints at 4 and 8, logs every 2, evals every 4
     full = tmp_path / "full"
-    final_full = train_and_evaluate(config, full)
+    final_full = train(config, full)
 
     resumed = tmp_path / "resumed"
-    assert train_and_evaluate(config, resumed, stop_at_step=6) is None  # "preempted" mid-epoch
+    assert train(config, resumed, stop_at_step=6) is None  # "preempted" mid-epoch
     assert sorted(os.listdir(resumed / "checkpoints")) == ["4", "6"]
-    final_resumed = train_and_evaluate(config, resumed)  # the same command resumes it
+    final_resumed = train(config, resumed)  # the same command resumes it
 
     records_full = without_timing(read_metrics(full))
     records_resumed = without_timing(read_metrics(resumed))
@@ -69,9 +68,9 @@ def test_plateau_and_polyak_runs_resume_exactly(tmp_path):
     config.plateau_patience, config.plateau_rtol, config.decay_factor = 1, 0.5, 0.1
     config.ema_decay = 0.9
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    final_full = train_and_evaluate(config, full)
-    assert train_and_evaluate(config, resumed, stop_at_step=4) is None
-    final_resumed = train_and_evaluate(config, resumed)
+    final_full = train(config, full)
+    assert train(config, resumed, stop_at_step=4) is None
+    final_resumed = train(config, resumed)
     assert final_full == final_resumed
     records = without_timing(read_metrics(full))
     assert records == without_timing(read_metrics(resumed))
@@ -83,7 +82,7 @@ def test_plateau_and_polyak_runs_resume_exactly(tmp_path):
 def test_checkpoint_from_8_devices_restores_onto_4(tmp_path, devices):
     config = get_config()
     config.num_epochs = 1.0
-    train_and_evaluate(config, tmp_path)
+    train(config, tmp_path)
     on8 = restore_latest(config, tmp_path, devices)
     on4 = restore_latest(config, tmp_path, devices[:4])
     kernel = on4.params["fc"]["kernel"]
@@ -95,23 +94,23 @@ def test_checkpoint_from_8_devices_restores_onto_4(tmp_path, devices):
 def test_workdir_of_another_model_is_refused_and_left_alone(tmp_path):
     config = get_config()
     config.num_epochs = 1.0
-    train_and_evaluate(config, tmp_path)
+    train(config, tmp_path)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     other = get_config()
     other.model.width = 8
     with pytest.raises(JaxnetError, match="different run.*model"):
-        train_and_evaluate(other, tmp_path)
+        train(other, tmp_path)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config = get_config()
     config.num_epochs = 1.0
-    train_and_evaluate(config, tmp_path)  # a good checkpoint at step 4
+    train(config, tmp_path)  # a good checkpoint at step 4
     config.num_epochs = 3.0
     config.base_lr = 1e30  # diverges as soon as training resumes
     with pytest.raises(TrainingDiverged, match=r"at step \d+.*last good checkpoint is step 4"):
-        train_and_evaluate(config, tmp_path)
+        train(config, tmp_path)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]
 
 
@@ -119,4 +118,4 @@ def test_unwritable_workdir_is_reported(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(JaxnetError, match="not writable"):
-        train_and_evaluate(get_config(), blocker / "run")
+        train(get_config(), blocker / "run")

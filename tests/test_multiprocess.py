@@ -22,9 +22,12 @@ import pytest
 
 from jaxnet import JaxnetError
 from jaxnet.distributed import compilation_cache_dir, detected_cluster, should_initialize
-from jaxnet.training.checkpoint import Checkpointer, abstract_like
-from jaxnet.training.loop import build_training, train_and_evaluate
-from jaxnet.training.sharding import create_mesh, state_shardings
+from jaxnet.loop.checkpoint import Checkpointer, abstract_like
+from jaxnet.loop.training import restore_training
+from jaxnet.methods import train
+from jaxnet.training.state import build_training
+from jaxnet.mesh import create_mesh
+from jaxnet.training.sharding import state_shardings
 from tests.tiny_config import get_config
 
 WORKER = Path(__file__).parent / "multiprocess_worker.py"
@@ -89,12 +92,9 @@ def restore_final(config, workdir: Path):
     mesh = create_mesh()
     _, _, _, init = build_training(config, 4, mesh)
     shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
-    checkpointer = Checkpointer(workdir / "checkpoints", keep=5)
-    try:
-        return checkpointer.restore(abstract_like(shapes, state_shardings(shapes, mesh, config)),
-                                    step=8)
-    finally:
-        checkpointer.close()
+    with Checkpointer(workdir / "checkpoints", keep=5) as checkpointer:
+        return restore_training(checkpointer, abstract_like(shapes, state_shardings(shapes, mesh, config)),
+                                step=8)
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +103,10 @@ def runs(tmp_path_factory):
     a, b, c, d = (root / name for name in "ABCD")
     workers = launch_workers(root / "xla_cache", [b, f"wait:{c}"])
     try:
-        train_and_evaluate(get_config(), a)  # meanwhile the two processes train B
+        train(get_config(), a)  # meanwhile the two processes train B
         truncate_at(a, c, 4)  # ... and then resume C
         wait_for(b / "DONE", workers)
-        train_and_evaluate(get_config(), truncate_at(b, d, 4))
+        train(get_config(), truncate_at(b, d, 4))
     finally:
         finish(workers)
     return {name: root / name for name in "ABCD"}

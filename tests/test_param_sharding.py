@@ -8,10 +8,10 @@ from jax.sharding import PartitionSpec as P
 
 from jaxnet import JaxnetError
 from jaxnet.config import validate_config
-from jaxnet.training.checkpoint import Checkpointer, abstract_like
-from jaxnet.training.loop import build_training
-from jaxnet.training.sharding import (batch_sharded, create_mesh, fsdp_spec, replicated,
-                                      shard_batch, shardings_of, state_shardings)
+from jaxnet.loop.checkpoint import Checkpointer, abstract_like
+from jaxnet.training.state import build_training
+from jaxnet.mesh import batch_sharded, create_mesh, replicated, shard_batch
+from jaxnet.training.sharding import fsdp_spec, shardings_of, state_shardings
 from jaxnet.training.steps import make_train_step
 from tests.tiny_config import get_config
 
@@ -103,9 +103,9 @@ def test_fsdp_trains_like_replication_with_less_memory_per_device(devices, tmp_p
     # A checkpoint of the replicated state restores into the sharded placement (and back).
     checkpointer = Checkpointer(tmp_path / "checkpoints", keep=1)
     try:
-        checkpointer.save(3, rep)
+        checkpointer.save(3, {"state": rep})
         checkpointer.wait()
-        restored = checkpointer.restore(abstract_like(fsdp, shardings_of(fsdp)))
+        restored = checkpointer.restore(3, {"state": abstract_like(fsdp, shardings_of(fsdp))})["state"]
     finally:
         checkpointer.close()
     assert shardings_of(restored) == shardings_of(fsdp)
@@ -114,13 +114,13 @@ def test_fsdp_trains_like_replication_with_less_memory_per_device(devices, tmp_p
 
 
 def test_eval_py_restores_an_fsdp_run_in_its_placement(tmp_path):
-    from jaxnet.evaluation.checkpoint_eval import evaluate_checkpoint
-    from jaxnet.training.loop import train_and_evaluate
+    from jaxnet.methods import evaluate
+    from jaxnet.methods import train
 
     config = get_config()
     config.param_sharding, config.param_sharding_min_size = "fsdp", 64
-    final = train_and_evaluate(config, tmp_path)
-    again = evaluate_checkpoint(config, tmp_path)
+    final = train(config, tmp_path)
+    again = evaluate(config, tmp_path)
     assert again["step"] == 8 and again["num_examples"] == final["num_examples"]
     for key in ("loss", "top1_acc", "top5_acc"):
         assert again[key] == pytest.approx(final[key], rel=1e-6)

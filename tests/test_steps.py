@@ -4,11 +4,22 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnet.training.loop import build_training
-from jaxnet.training.sharding import batch_sharded, create_mesh, replicated, shard_batch
-from jaxnet.training.steps import (make_eval_step, make_train_step, normalize, summarize_eval,
-                                   topk_correct)
+from jaxnet.evaluation.evaluator import batch_sums, summarize as summarize_eval
+from jaxnet.mesh import batch_sharded, create_mesh, replicated, shard_batch
+from jaxnet.training.state import build_training, eval_variables, split_state
+from jaxnet.training.steps import make_predict_fn, make_train_step, normalize, topk_correct
 from tests.tiny_config import get_config
+
+
+def make_eval_step(model, config):
+    """The network's prediction + the evaluator's sums, as the shared evaluator composes them."""
+    predict = make_predict_fn(model, config)
+
+    def eval_step(state, batch):
+        scores = predict(eval_variables(split_state(state)[0]), batch["image"])
+        return batch_sums(scores, batch["label"], batch["mask"], config.num_classes)
+
+    return eval_step
 
 
 def tiny_batch(config, n=16, seed=0):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxnet import JaxnetError
+from jaxnet.mesh import usable_cores
 
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_FILES = {
@@ -148,7 +149,7 @@ def resolve_workers(config) -> int:
     """config.num_workers, with -1 (auto) = every usable core for decoding."""
     if config.num_workers >= 0:
         return config.num_workers
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return usable_cores()
 
 
 def encoded_source(records, config, name: str) -> EncodedSource:

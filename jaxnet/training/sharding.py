@@ -1,32 +1,15 @@
-"""The device mesh and the placement of state and batches on it.
+"""Placement of the train state on the mesh: replicated, or FSDP.
 
-One code path for 1 CPU, 8 GPUs or a multi-host pod: the batch is sharded over the mesh's
-`data` axis, and XLA inserts the collectives (gradient all-reduce, global BatchNorm statistics).
-The train state is replicated, or with `config.param_sharding = "fsdp"` its large arrays are
-split over `data` too (FSDP / ZeRO-3 style: XLA all-gathers each weight where the step needs it
-and reduce-scatters its gradient), which divides their per-device memory by the device count.
+With `config.param_sharding = "fsdp"` the state's large arrays are split over `data` (FSDP /
+ZeRO-3 style: XLA all-gathers each weight where the step needs it and reduce-scatters its
+gradient), which divides their per-device memory by the device count.
 """
 import math
 
 import jax
-import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxnet import JaxnetError
-
-
-def create_mesh(devices=None) -> Mesh:
-    """A 1-D mesh with axis `data` over `devices` (default: all devices of all processes)."""
-    devices = jax.devices() if devices is None else devices
-    return Mesh(np.asarray(devices), ("data",))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P())
-
-
-def batch_sharded(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P("data"))
+from jaxnet.mesh import replicated
 
 
 def fsdp_spec(shape, axis_size: int, min_size: int) -> P:
@@ -54,19 +37,3 @@ def state_shardings(abstract_state, mesh: Mesh, config):
 def shardings_of(tree):
     """The shardings of a pytree of jax.Arrays (the placement an initialised state really has)."""
     return jax.tree.map(lambda x: x.sharding, tree)
-
-
-def check_batch_size(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
-    """The global batch must split evenly over the devices (and hence the processes)."""
-    if batch_size % mesh.size:
-        raise JaxnetError(
-            f"config.{what}={batch_size} is not divisible by the {mesh.size} devices of the mesh"
-        )
-
-
-def shard_batch(local_batch, mesh: Mesh):
-    """Turn this process's numpy batch into global jax.Arrays sharded over `data`."""
-    sharding = batch_sharded(mesh)
-    return jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
-    )

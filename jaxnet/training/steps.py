@@ -1,8 +1,7 @@
-"""Pure train and eval steps. No I/O here: the loop jits them with shardings over the mesh.
+"""Pure train step and prediction function. No I/O here: the loop jits them over the mesh.
 
-A batch is a dict of `image` (uint8 NHWC), `label` (int32) and, for evaluation, `mask` (1 for
-real rows, 0 for padding). Metrics come back as means over the global batch (train) or as sums
-to be added up over the whole split (eval).
+A batch is a dict of `image` (uint8 NHWC) and `label` (int32). Train metrics come back as means
+over the global batch; evaluation sums are the evaluator's (jaxnet.evaluation.evaluator).
 """
 import jax
 import jax.numpy as jnp
@@ -102,35 +101,13 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule, config):
     return train_step
 
 
-def make_eval_step(model, config):
-    """Return `eval_step(state, batch) -> sums` of loss, top-1/top-5 correct and count over real
-    rows. With Polyak averaging on (`state.ema_params`), the averaged parameters are evaluated."""
+def make_predict_fn(model, config):
+    """Return `predict(variables, images) -> logits` for uint8 images, in eval mode: the
+    network's prediction function for the shared evaluator (pure and traceable)."""
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
 
-    def eval_step(state, batch):
-        variables = {"params": state.ema_params or state.params}
-        if state.batch_stats:
-            variables["batch_stats"] = state.batch_stats
-        images = normalize(batch["image"], config.mean, config.std, dtype, config.device_resize)
-        logits = model.apply(variables, images, train=False)
-        labels, mask = batch["label"], batch["mask"]
-        return {
-            "loss": (cross_entropy(logits, labels, config.num_classes) * mask).sum(),
-            "top1_correct": (topk_correct(logits, labels, 1) * mask).sum(),
-            "top5_correct": (topk_correct(logits, labels, 5) * mask).sum(),
-            "count": mask.sum(),
-        }
+    def predict(variables, images):
+        x = normalize(images, config.mean, config.std, dtype, config.device_resize)
+        return model.apply(variables, x, train=False)
 
-    return eval_step
-
-
-def summarize_eval(sums) -> dict:
-    """Turn summed eval metrics into the contract's names: loss, top1/top5 accuracy and error."""
-    n = float(sums["count"])
-    top1, top5 = float(sums["top1_correct"]) / n, float(sums["top5_correct"]) / n
-    return {
-        "loss": float(sums["loss"]) / n,
-        "top1_acc": top1, "top5_acc": top5,
-        "top1_err": 1.0 - top1, "top5_err": 1.0 - top5,
-        "num_examples": int(n),
-    }
+    return predict

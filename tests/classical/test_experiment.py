@@ -1,4 +1,4 @@
-"""The classical pipeline as a train.py / eval.py experiment (jaxnet.classical.experiment), on tiny
+"""The classical pipeline as a train.py / eval.py method (jaxnet.methods.classical), on tiny
 synthetic data: workdir contract, checkpoint round trip, no refit on re-run, top-5, exactly-once
 evaluation, config errors, the two configs and the eval.py CLI."""
 import collections
@@ -13,9 +13,13 @@ import numpy as np
 import pytest
 
 from jaxnet import JaxnetError
-from jaxnet.classical import experiment, pipeline, sharding
+from jaxnet.classical import pipeline, sharding
 from jaxnet.config import validate_config
 from jaxnet.data.sources import create_source
+from jaxnet.evaluation.evaluator import Evaluator
+from jaxnet.loop.checkpoint import Checkpointer
+from jaxnet.mesh import create_mesh
+from jaxnet.methods import classical as experiment, evaluate, get_method, train as train_method
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).with_name("tiny_classical_config.py")
@@ -28,6 +32,11 @@ def load_config(path, arg=None):
     return module.get_config(arg) if arg is not None else module.get_config()
 
 
+def restore_fitted(workdir, step=None):
+    with Checkpointer(Path(workdir) / "checkpoints", keep=1) as checkpointer:
+        return experiment.restore_fitted(checkpointer, step)
+
+
 def records(workdir, split):
     lines = (Path(workdir) / "metrics.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["split"] == split]
@@ -38,7 +47,7 @@ def trained(tmp_path_factory):
     """A HOG + LBP -> hinge SVM fit (full-batch solver) in a workdir, and its final eval."""
     workdir = tmp_path_factory.mktemp("svm_hog_lbp")
     config = load_config(TINY)
-    return config, workdir, experiment.train_classical(config, workdir)
+    return config, workdir, train_method(config, workdir)
 
 
 def test_train_writes_the_workdir_contract(trained):
@@ -46,7 +55,7 @@ def test_train_writes_the_workdir_contract(trained):
     assert json.loads((workdir / "config.json").read_text())["method"] == "classical"
     [train] = records(workdir, "train")
     step = train["iterations"]
-    assert experiment.latest_step(workdir) == step
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [step]
     for key in ("loss", "top1_acc", "top5_acc", "top1_err", "top5_err", "objective", "duality_gap", "fit_seconds"):
         assert np.isfinite(train[key]), key
     assert train["loss"] == train["objective"] and train["duality_gap"] >= 0
@@ -55,25 +64,28 @@ def test_train_writes_the_workdir_contract(trained):
     assert fits and fits[-1]["step"] == step and all(r["objective"] >= train["objective"] for r in fits)
     assert records(workdir, "test")[0] == {"step": step, "split": "test", **metrics}
     saved = json.loads((workdir / "eval" / f"test_step{step}.json").read_text())
-    assert saved == {"step": step, "split": "test", **metrics}
+    assert {k: saved[k] for k in metrics} == metrics and (saved["step"], saved["split"]) == (step, "test")
+    assert saved["protocol"] == "center" and saved["models"] == [{"workdir": str(workdir), "step": step}]
     assert metrics["num_examples"] == 64
     assert metrics["top1_err"] == 1.0 - metrics["top1_acc"] and metrics["top5_err"] == 1.0 - metrics["top5_acc"]
 
 
 def test_eval_of_restored_state_equals_training_end_exactly(trained):
     config, workdir, metrics = trained
-    result = experiment.evaluate_classical(config, workdir)
+    result = evaluate(config, workdir)
     assert {k: result[k] for k in metrics} == metrics
     assert result["step"] == records(workdir, "train")[0]["step"]
     # the checkpoint holds the SVM weights as plain arrays, and no encoder state for HOG + LBP
-    _, fitted, meta = experiment.restore_fitted(workdir)
+    _, fitted, train_record = restore_fitted(workdir)
     assert fitted["svm"]["w"].shape == (560, 8) and fitted["svm"]["b"].shape == (8,)
-    assert fitted["features"]["fisher"] == [] and meta["settings"]["classical.lam"] == 1e-2
+    logged = {k: v for k, v in records(workdir, "train")[0].items() if k not in ("step", "split")}
+    assert fitted["features"]["fisher"] == [] and train_record == logged
+    assert json.loads((workdir / "config.json").read_text())["classical"]["lam"] == 1e-2
 
 
 def test_top1_top5_and_loss_match_a_numpy_computation(trained):
     config, workdir, metrics = trained
-    _, fitted, _ = experiment.restore_fitted(workdir)
+    _, fitted, _ = restore_fitted(workdir)
     source = create_source(config, "test")
     x = pipeline.extract_features(source.images, config.classical.features).astype(np.float64)
     scores = x @ fitted["svm"]["w"] + fitted["svm"]["b"]
@@ -95,23 +107,24 @@ def test_rerun_restores_instead_of_refitting(trained, monkeypatch):
 
     monkeypatch.setattr(experiment, "fit_classifier", refit)
     monkeypatch.setattr(experiment, "fit_encoder", refit)
-    assert experiment.train_classical(config, workdir) == metrics
+    assert train_method(config, workdir) == metrics
     assert len(records(workdir, "train")) == 1 and len(records(workdir, "test")) >= 2
 
 
 def test_every_example_is_evaluated_exactly_once(trained, monkeypatch):
     config, workdir, _ = trained
     source = create_source(config, "test")
-    seen, read = [], experiment.image_batches
+    seen, evaluator = [], Evaluator(source, config, create_mesh())
+    read = evaluator.batches
 
-    def spy(*args):
-        for batch in read(*args):
+    def spy():
+        for batch in read():
             seen.append(batch)
             yield batch
 
-    monkeypatch.setattr(experiment, "image_batches", spy)
-    _, fitted, _ = experiment.restore_fitted(workdir)
-    metrics = experiment.evaluate_split(fitted, source, config, None)
+    monkeypatch.setattr(evaluator, "batches", spy)
+    step, fitted, _ = restore_fitted(workdir)
+    metrics = evaluator(experiment.predictor(config, fitted, step, create_mesh()))
     assert metrics["num_examples"] == 64
     assert [len(b["mask"]) for b in seen] == [24, 24, 24]  # the last batch: 16 examples + 8 padding
     real = np.concatenate([b["image"][b["mask"] > 0] for b in seen])
@@ -123,11 +136,11 @@ def test_changed_settings_are_refused(trained):
     other = load_config(TINY)
     other.classical.lam = 1e-3
     with pytest.raises(JaxnetError, match="classical.lam: 0.01 there, 0.001 now"):
-        experiment.train_classical(other, workdir)
-    assert experiment.evaluate_classical(other, workdir)["num_examples"] == 64  # lam does not matter to eval
+        train_method(other, workdir)
+    assert evaluate(other, workdir)["num_examples"] == 64  # lam does not matter to eval
     other.classical.features = {"hog": {"cell": 8}}
     with pytest.raises(JaxnetError, match="classical.features"):
-        experiment.evaluate_classical(other, workdir)
+        evaluate(other, workdir)
 
 
 def test_fisher_pipeline_with_sgd_streaming_from_disk(tmp_path):
@@ -144,17 +157,17 @@ def test_fisher_pipeline_with_sgd_streaming_from_disk(tmp_path):
     config.classical.feature_dtype = "float16"
     config.classical.encoder_images = 32
     config.classical.em_iters = 5
-    metrics = experiment.train_classical(config, tmp_path)
+    metrics = train_method(config, tmp_path)
     dim = 3 * 324 + 2 * 2 * 8 * 5  # chi2 map of HOG (x3) + Fisher vector (2 K d R)
     stored = np.load(tmp_path / "features" / "train.npy", mmap_mode="r")
     assert isinstance(stored, np.memmap) and stored.shape == (64, dim) and stored.dtype == np.float16
     [train] = records(tmp_path, "train")
     assert train["iterations"] == 3 * 4 and train["feature_dim"] == dim  # 3 epochs of 64 / 16 steps
     assert [r["epoch"] for r in records(tmp_path, "fit")] == [1, 2, 3]
-    _, fitted, _ = experiment.restore_fitted(tmp_path)
+    _, fitted, _ = restore_fitted(tmp_path)
     [block] = fitted["features"]["fisher"]
     assert block["pca"]["components"].shape == (128, 8) and block["gmm"]["means"].shape == (2, 8)
-    assert {k: v for k, v in experiment.evaluate_classical(config, tmp_path).items() if k in metrics} == metrics
+    assert {k: v for k, v in evaluate(config, tmp_path).items() if k in metrics} == metrics
 
 
 def test_stored_features_are_reused(tmp_path):
@@ -198,7 +211,7 @@ def test_bad_classical_values_give_clear_errors(tmp_path, field, value, message)
     config = load_config(TINY)
     config.classical[field] = value
     with pytest.raises(JaxnetError, match=message):
-        experiment.train_classical(config, tmp_path)
+        train_method(config, tmp_path)
 
 
 def test_unknown_classical_fields_and_methods_are_rejected():
@@ -208,17 +221,17 @@ def test_unknown_classical_fields_and_methods_are_rejected():
         validate_config(config)
     config = load_config(TINY)
     config.method = "kernel"
-    with pytest.raises(JaxnetError, match="config.method must be 'network' or 'classical'"):
-        validate_config(config)
+    with pytest.raises(JaxnetError, match="config.method must be one of network, classical, got 'kernel'"):
+        get_method(config.method)
 
 
 def test_missing_class_and_missing_checkpoint_give_clear_errors(tmp_path):
     config = load_config(TINY)
     with pytest.raises(JaxnetError, match="train first"):
-        experiment.evaluate_classical(config, tmp_path)
+        evaluate(config, tmp_path)
     config.num_classes = 100  # 64 examples cannot cover 100 classes
     with pytest.raises(JaxnetError, match=r"SVM fit: class\(es\) .* have no examples"):
-        experiment.train_classical(config, tmp_path)
+        train_method(config, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["svm_hog_lbp", "svm_fisher"])
@@ -227,7 +240,7 @@ def test_configs_resolve_in_both_variants(name):
     small, large = load_config(path, None), load_config(path, "imagenet")
     for config in (small, large):
         validate_config(config)
-        experiment.check_classical_config(config)
+        experiment.check_config(config)
         assert config.method == "classical"
     assert (small.dataset, small.classical.solver, small.classical.feature_store) == ("fashion_mnist", "full_batch", "memory")
     assert (large.dataset, large.num_classes, large.channels) == ("imagenet2012", 1000, 3)
@@ -264,11 +277,11 @@ def test_imagenet_source_with_sift_and_colour_fisher_blocks(tmp_path):
     config.classical.features = {"fisher": [{"descriptor": "sift", **fisher}, {"descriptor": "colour", **fisher}]}
     config.classical.encoder_images = 6
     config.classical.em_iters = 5
-    metrics = experiment.train_classical(config, tmp_path / "run")
+    metrics = train_method(config, tmp_path / "run")
     assert metrics["num_examples"] == 5 and metrics["top5_acc"] == 1.0  # 3 classes: top-5 holds them all
-    _, fitted, _ = experiment.restore_fitted(tmp_path / "run")
+    _, fitted, _ = restore_fitted(tmp_path / "run")
     sift_block, colour_block = fitted["features"]["fisher"]
     assert sift_block["pca"]["components"].shape == (128, 8)
     assert colour_block["pca"]["components"].shape == (4 * 4 * 3 * 2, 8)  # mean + std per RGB sub-cell
     assert fitted["svm"]["w"].shape == (2 * (2 * 2 * 8), 3)
-    assert experiment.evaluate_classical(config, tmp_path / "run")["top1_acc"] == metrics["top1_acc"]
+    assert evaluate(config, tmp_path / "run")["top1_acc"] == metrics["top1_acc"]

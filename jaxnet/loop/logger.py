@@ -1,13 +1,28 @@
 """Metric logging: `WORKDIR/metrics.jsonl`, TensorBoard events (tensorboardX, no TensorFlow) and
-the console (a tqdm bar on an interactive terminal, plain lines otherwise). Only process 0 writes.
+the console (a tqdm bar on an interactive terminal, plain lines otherwise). Process 0 writes
+them; every process also logs its progress with absl (`--verbosity=0` shows it), tagged with its
+process index.
 """
 import json
 import sys
 import time
 from pathlib import Path
 
+import jax
 import tqdm
+from absl import logging
 from tensorboardX import SummaryWriter
+
+
+def log_info(message: str) -> None:
+    """absl INFO line tagged with this process's index (every host logs its own progress)."""
+    logging.info("[process %d] %s", jax.process_index(), message)
+
+
+def progress_bar(total: int, desc: str, unit: str = "img"):
+    """The one tqdm set-up: a live bar on a terminal, a line every 30 s in a log file."""
+    return tqdm.tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True,
+                     mininterval=1 if sys.stderr.isatty() else 30)
 
 
 def format_duration(seconds: float) -> str:
@@ -22,15 +37,23 @@ class MetricLogger:
         self.enabled = enabled
         self.total_steps = total_steps
         self.start_time, self.start_step = time.time(), initial_step
+        self.bar = None
         if not enabled:
             return
         workdir = Path(workdir)
         self.jsonl = open(workdir / "metrics.jsonl", "a")
         self.tensorboard = SummaryWriter(str(workdir / "tensorboard"))
-        self.bar = None
         if sys.stdout.isatty():
-            self.bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit="step",
-                                 dynamic_ncols=True)
+            self.bar = progress_bar(total_steps, "train", "step")
+            self.bar.update(initial_step)
+
+    def start(self, total_steps: int, initial_step: int) -> None:
+        """(Re)start the step count and the ETA clock, once a method knows how long it runs."""
+        self.total_steps, self.start_time, self.start_step = total_steps, time.time(), initial_step
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = progress_bar(total_steps, "train", "step")
+            self.bar.update(initial_step)
 
     def eta(self, step: int) -> float:
         """Seconds left at the average pace since this run started (or resumed)."""
@@ -41,15 +64,14 @@ class MetricLogger:
 
     def write(self, step: int, split: str, metrics: dict) -> None:
         """Record `metrics` of `split` ('train', 'test', ...) at `step` everywhere."""
-        if not self.enabled:
-            return
         record = {"step": int(step), "split": split, **{k: _plain(v) for k, v in metrics.items()}}
-        self.jsonl.write(json.dumps(record) + "\n")
-        self.jsonl.flush()
-        for key, value in record.items():
-            if isinstance(value, (int, float)) and key not in ("step",):
-                self.tensorboard.add_scalar(f"{split}/{key}", value, step)
-        self.tensorboard.flush()
+        if self.enabled:
+            self.jsonl.write(json.dumps(record) + "\n")
+            self.jsonl.flush()
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step",):
+                    self.tensorboard.add_scalar(f"{split}/{key}", value, step)
+            self.tensorboard.flush()
         self.console(step, split, record)
 
     def console(self, step: int, split: str, record: dict) -> None:
@@ -67,6 +89,7 @@ class MetricLogger:
             self.bar.update(step - self.bar.n)
 
     def print(self, message: str) -> None:
+        log_info(message)
         if not self.enabled:
             return
         if self.bar is not None:

@@ -1,47 +1,43 @@
-"""The classical baseline as a train.py / eval.py experiment (config.method = "classical").
+"""config.method = "classical": the 2010-2011 pipeline, features -> linear SVM (jaxnet.classical).
 
-train_classical: fit the feature encoder (PCA + GMM of the config's Fisher blocks, if any) on a
-sample of train images, extract the train split's features (straight onto the full-batch solver's
-devices, into host memory for SGD, or into numpy memmaps under WORKDIR/features/ that the
-averaged-SGD solver streams), fit the linear SVM, checkpoint the fitted
-state with orbax, evaluate it on config.eval_split. A re-run on a finished workdir restores the
-state instead of refitting. evaluate_classical: restore and evaluate a split, every example
-exactly once, like the CNNs' eval.py. The checkpoint step is the solver's iteration count (L-BFGS
-iterations, or SGD steps); metrics.jsonl gets one "fit" record per smoothing level (L-BFGS) or
-epoch (SGD), a "train" record with the fit's objective, duality gap and times, and the eval.
+fit: the feature encoder (PCA + GMM of the config's Fisher blocks, if any) on a sample of train
+images, the train split's features (straight onto the full-batch solver's devices, into host
+memory for SGD, or into numpy memmaps under WORKDIR/features/ that the averaged-SGD solver
+streams), the linear SVM; the fitted state is checkpointed, and a re-run restores it instead of
+refitting. The checkpoint step is the solver's iteration count (L-BFGS iterations, or SGD
+steps); metrics.jsonl gets one "fit" record per smoothing level (L-BFGS) or epoch (SGD) and a
+"train" record with the fit's objective, duality gap and times. The prediction function (features
+then SVM scores, one jitted function) goes to the shared evaluator like any network's.
 """
 import hashlib
 import json
-import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
-import tqdm
 
 from jaxnet import JaxnetError
 from jaxnet.classical import pipeline, sgd, sharding, svm
 from jaxnet.classical.losses import LOSSES, loss_terms
-from jaxnet.config import validate_config
 from jaxnet.data.pipeline import eval_batches
-from jaxnet.data.sources import EncodedSource, create_source
-from jaxnet.training.logger import MetricLogger
-from jaxnet.training.loop import prepare_workdir
-from jaxnet.training.sharding import check_batch_size, create_mesh
-from jaxnet.training.steps import summarize_eval
+from jaxnet.data.sources import EncodedSource
+from jaxnet.evaluation.evaluator import Predictor, batch_sums, summarize
+from jaxnet.loop.logger import progress_bar
+from jaxnet.mesh import check_batch_size, replicated
 
 SOLVERS = ("full_batch", "sgd")
 FEATURE_STORES = ("memory", "disk")
 FEATURE_DTYPES = ("float32", "float16")
 # config fields besides config.classical that a fitted state depends on
 FIT_FIELDS = ("dataset", "num_classes", "image_size", "channels", "train_split", "seed")
+RESUME_FIELDS = ("classical",) + FIT_FIELDS
+# what must match to evaluate a fitted state: its features and its classifier's shape
+EVAL_FIELDS = ("classical.features", "num_classes", "image_size", "channels")
 
 
-def check_classical_config(config) -> None:
+def check_config(config) -> None:
     """Raise JaxnetError for a config.classical value out of range (validate_config checks its keys)."""
     c = config.classical
     choices = {"solver": SOLVERS, "loss": LOSSES, "feature_store": FEATURE_STORES,
@@ -66,21 +62,16 @@ def check_classical_config(config) -> None:
         raise JaxnetError(f"config.classical.features: {e}") from e
 
 
-def _setup(config):
-    """Validated config -> mesh (None on one device)."""
-    validate_config(config)
-    if config.method != "classical":
-        raise JaxnetError(f"config.method is {config.method!r}; the classical pipeline needs 'classical'")
-    check_classical_config(config)
+def _mesh(config, run):
+    """The run's mesh for the classical functions (None on one device); one host only."""
     if jax.process_count() > 1:
         raise JaxnetError("the classical pipeline runs on one host (it fits on all features at once);"
                           f" this job has {jax.process_count()} processes")
-    if jax.device_count() == 1:
+    if run.mesh.size == 1:
         return None
-    mesh = create_mesh()
     if config.classical.solver == "sgd":
-        check_batch_size(config.batch_size, mesh)
-    return mesh
+        check_batch_size(config.batch_size, run.mesh)
+    return run.mesh
 
 
 # ---- images and features ------------------------------------------------------------------
@@ -102,11 +93,6 @@ class _Subset:
 
     def __getitem__(self, i):
         return self.source[int(self.indices[i])]
-
-
-def _progress(total: int, desc: str):
-    interactive = sys.stderr.isatty()
-    return tqdm.tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, mininterval=1 if interactive else 30)
 
 
 def batch_features(images, config, state, mesh) -> np.ndarray:
@@ -135,7 +121,7 @@ def split_features(source, config, state, mesh, path=None, desc="features", on_d
     solver (rows padded to the mesh: [n', D], see sharding.RowBuffer), never whole on the host."""
     n, dtype = len(source), np.dtype(config.classical.feature_dtype)
     feats, labels, row = None, np.empty(n, np.int32), 0
-    with _progress(n, desc) as bar:
+    with progress_bar(n, desc) as bar:
         for batch in image_batches(source, config):
             real = batch["mask"] > 0
             k = int(real.sum())
@@ -218,131 +204,55 @@ def fit_classifier(features, labels, config, mesh, callback=None):
         raise JaxnetError(f"SVM fit: {e}") from e
 
 
-@partial(jax.jit, static_argnames=("loss", "num_classes"))
-def _sums(params, features, labels, mask, loss, num_classes):
-    """Summed loss (the SVM's data term), top-1 / top-5 correct and count over the real rows."""
-    scores = svm.decision_function(params, features)
-    per_example = loss_terms(scores, jax.nn.one_hot(labels, num_classes), loss, 0.0)["exact"]
-    top = jax.lax.top_k(scores, min(5, num_classes))[1]
-    hit = top == labels[:, None]
-    return {"loss": jnp.sum(per_example * mask), "top1_correct": jnp.sum(hit[:, 0] * mask),
-            "top5_correct": jnp.sum(jnp.any(hit, axis=1) * mask), "count": jnp.sum(mask)}
-
-
-def _add(totals, sums):
-    sums = {k: np.float64(v) for k, v in jax.device_get(sums).items()}
-    return sums if totals is None else {k: totals[k] + sums[k] for k in totals}
+def svm_loss_fn(config):
+    """Per-example loss of SVM scores: the solver's own (hinge, ...) data term."""
+    def loss(scores, labels):
+        onehot = jax.nn.one_hot(labels, config.num_classes)
+        return loss_terms(scores, onehot, config.classical.loss, 0.0)["exact"]
+    return loss
 
 
 def feature_metrics(params, features, labels, config, rows: int = 4096) -> dict:
     """loss / top-1 / top-5 of params on stored features (host array, memmap or the full-batch
     solver's device array, rows padded: only the first len(labels) count), in chunks."""
-    totals = None
+    loss_fn = svm_loss_fn(config)
+    sums_fn = jax.jit(lambda p, x, y: batch_sums(svm.decision_function(p, x), y, jnp.ones(len(y)),
+                                                 config.num_classes, loss_fn))
+    totals = {}
     for s in range(0, len(labels), rows):
         x = np.asarray(sharding.host_rows(features, s, min(s + rows, len(labels))), np.float32)
-        y = labels[s : s + rows]
-        totals = _add(totals, _sums(params, x, y, np.ones(len(y), np.float32), config.classical.loss,
-                                    config.num_classes))
-    return summarize_eval(totals)
+        for k, v in jax.device_get(sums_fn(params, x, labels[s : s + rows])).items():
+            totals[k] = totals.get(k, 0.0) + np.float64(v)
+    return summarize(totals)
 
 
-def evaluate_split(fitted, source, config, mesh, desc="eval") -> dict:
-    """Whole-split evaluation of a fitted state, every example exactly once (features computed
-    batch by batch, never stored): loss, top1/top5 accuracy and error, num_examples."""
-    totals = None
-    with _progress(len(source), desc) as bar:
-        for batch in image_batches(source, config):
-            feats = batch_features(batch["image"], config, fitted["features"], mesh)
-            totals = _add(totals, _sums(fitted["svm"], feats, batch["label"], batch["mask"],
-                                        config.classical.loss, config.num_classes))
-            bar.update(int(batch["mask"].sum()))
-    metrics = summarize_eval(totals)
-    if metrics["num_examples"] != len(source):
-        raise AssertionError(f"evaluated {metrics['num_examples']} examples, split has {len(source)}")
-    return metrics
+def predictor(config, fitted, step: int, mesh) -> Predictor:
+    """The fitted features + SVM as one traceable prediction function for the shared evaluator."""
+    features = config.classical.features
+
+    def predict(params, images):
+        return svm.decision_function(params["svm"],
+                                     pipeline.traced_features(images, features, params["features"]))
+
+    return Predictor(predict, jax.device_put(fitted, replicated(mesh)), step, svm_loss_fn(config))
 
 
-# ---- checkpoints ----------------------------------------------------------------------------
-
-def _manager(workdir):
-    return ocp.CheckpointManager((Path(workdir) / "checkpoints").absolute(),
-                                 options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
-
-
-def _fit_settings(config) -> dict:
-    """What a fitted state depends on, flat: classical.FIELD and the FIT_FIELDS."""
-    classical = json.loads(config.classical.to_json())
-    return {**{f"classical.{k}": v for k, v in classical.items()}, **{f: config[f] for f in FIT_FIELDS}}
+def restore_fitted(checkpointer, step=None):
+    """(step, fitted state as host arrays, the train record) of a classical checkpoint."""
+    step = checkpointer.resolve_step(step)
+    meta = checkpointer.restore_meta(step)
+    if meta.get("method") != "classical":
+        raise JaxnetError(f"the checkpoint at step {step} in {checkpointer.directory} is not a"
+                          " classical fit; use another --workdir")
+    fitted = checkpointer.restore(step, {"fitted": None})["fitted"]
+    return step, jax.tree.map(np.asarray, fitted), meta["train"]
 
 
-def save_fitted(workdir, step: int, fitted: dict, meta: dict) -> None:
-    """Checkpoint the fitted state (a pytree of numpy arrays) and its JSON metadata at `step`."""
-    manager = _manager(workdir)
-    try:
-        manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(fitted),
-                                                   meta=ocp.args.JsonSave(meta)), force=True)
-        manager.wait_until_finished()
-    finally:
-        manager.close()
+# ---- the method ---------------------------------------------------------------------------
 
-
-def latest_step(workdir):
-    directory = Path(workdir) / "checkpoints"
-    if not directory.is_dir():
-        return None
-    manager = _manager(workdir)
-    try:
-        return manager.latest_step()
-    finally:
-        manager.close()
-
-
-def restore_fitted(workdir, step=None):
-    """(step, fitted state, metadata) of `step` (default: the latest) of a classical workdir."""
-    manager = _manager(workdir)
-    try:
-        step = manager.latest_step() if step is None else step
-        if step is None or step not in manager.all_steps():
-            raise JaxnetError(f"no classical checkpoint{'' if step is None else f' at step {step}'} in"
-                              f" {Path(workdir) / 'checkpoints'}: train first with"
-                              f" `python train.py --config=... --workdir={workdir}`")
-        try:
-            meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        except Exception as e:  # a CNN checkpoint has no "meta" item
-            raise JaxnetError(f"the checkpoint at step {step} in {workdir} is not a classical fit"
-                              f" ({type(e).__name__}); use another --workdir") from e
-        fitted = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-    finally:
-        manager.close()
-    return step, jax.tree.map(np.asarray, fitted), meta
-
-
-def _check_same_fit(meta, config, workdir, features_only: bool) -> None:
-    """Refuse a workdir whose fit used other settings (only those that change the features and
-    the classifier's shape when features_only, as for evaluating it)."""
-    saved, now = meta.get("settings", {}), _fit_settings(config)
-    keys = ("classical.features", "num_classes", "image_size", "channels") if features_only else set(saved) | set(now)
-    changed = sorted(k for k in keys if saved.get(k) != now.get(k))
-    if changed:
-        raise JaxnetError(
-            f"workdir {workdir} holds a classical fit made with other settings ("
-            + "; ".join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} now" for k in changed)
-            + "). Use another --workdir, or the config that wrote it; nothing was changed.")
-
-
-def _write_eval_file(workdir, step: int, split: str, metrics: dict) -> dict:
-    out = {"step": int(step), "split": split, **metrics}
-    path = Path(workdir) / "eval" / f"{split}_step{int(step)}.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    return {**out, "path": str(path)}
-
-
-# ---- the two entry points -----------------------------------------------------------------
-
-def _fit(config, workdir, train_source, mesh, logger):
-    """Encoder, train features, SVM; returns (step, fitted, meta) after checkpointing them."""
-    c = config.classical
+def _fit(config, run, mesh):
+    """Encoder, train features, SVM; returns (step, fitted) after checkpointing them."""
+    c, logger, train_source = config.classical, run.logger, run.train_source
     t0 = time.time()
     if any(kind == "fisher" for kind, _ in pipeline.parse_config(c.features)[0]):
         logger.print(f"fitting the encoder (PCA + GMM) on {min(c.encoder_images, len(train_source)):,} train images")
@@ -352,7 +262,7 @@ def _fit(config, workdir, train_source, mesh, logger):
         logger.print(f"encoder (PCA + GMM of {len(encoder['fisher'])} Fisher block(s)) fitted in {t_encoder:.1f} s")
     t0 = time.time()
     if c.feature_store == "disk":
-        feats, labels = stored_features(train_source, config, encoder, mesh, workdir, config.train_split,
+        feats, labels = stored_features(train_source, config, encoder, mesh, run.workdir, config.train_split,
                                         logger.print)
     else:  # the full-batch solver's features go straight to its devices (no host copy)
         feats, labels = split_features(train_source, config, encoder, mesh, desc=f"{config.train_split} features",
@@ -385,54 +295,28 @@ def _fit(config, workdir, train_source, mesh, logger):
               "images_per_sec": len(labels) / max(t_features, 1e-9)}
     logger.total_steps = step  # the fit is over: no ETA to a max_iter it stopped short of
     logger.write(step, "train", record)
-    meta = {"method": "classical", "settings": _fit_settings(config), "train": record}
-    save_fitted(workdir, step, fitted, meta)
-    return step, fitted, meta
+    run.checkpointer.save(step, {"fitted": fitted}, meta={"method": "classical", "train": record})
+    run.checkpointer.wait()
+    return step, fitted
 
 
-def train_classical(config, workdir) -> dict:
-    """train.py for config.method = "classical": fit (or restore a finished fit), evaluate on
-    config.eval_split, return its metrics (loss, top1/top5 accuracy and error)."""
-    mesh = _setup(config)
-    train_source = create_source(config, config.train_split)
-    eval_source = create_source(config, config.eval_split)
-    step = latest_step(workdir)
-    restored = restore_fitted(workdir, step) if step is not None else None
-    if restored is not None:  # checked before prepare_workdir rewrites config.json
-        _check_same_fit(restored[2], config, workdir, features_only=False)
-    workdir = prepare_workdir(workdir, config)
-    c = config.classical
-    total = c.max_iter if c.solver == "full_batch" else c.epochs * -(-len(train_source) // config.batch_size)
-    logger = MetricLogger(workdir, total, step or 0)
-    try:
-        logger.print(f"config:\n{config}")
-        logger.print(f"classical pipeline: {len(train_source):,} train / {len(eval_source):,} {config.eval_split}"
-                     f" examples; {jax.device_count()} {jax.devices()[0].platform} device(s)")
-        if restored is None:
-            step, fitted, _ = _fit(config, workdir, train_source, mesh, logger)
-        else:
-            step, fitted, _ = restored
-            logger.print(f"already fitted: restored the checkpoint at step {step} (delete {workdir} to refit)")
-        metrics = evaluate_split(fitted, eval_source, config, mesh, desc=f"{config.eval_split} eval")
-        logger.write(step, config.eval_split, metrics)
-        if jax.process_index() == 0:
-            _write_eval_file(workdir, step, config.eval_split, metrics)
-    finally:
-        logger.close()
-    return metrics
+def fit(config, run) -> Predictor:
+    """Fit (or restore a finished fit of) the features + SVM."""
+    mesh, c = _mesh(config, run), config.classical
+    step = run.checkpointer.latest_step()
+    total = c.max_iter if c.solver == "full_batch" else c.epochs * -(-len(run.train_source) // config.batch_size)
+    run.logger.start(total, step or 0)
+    run.logger.print(f"classical pipeline: {len(run.train_source):,} train /"
+                     f" {len(run.evaluator.source):,} {config.eval_split} examples")
+    if step is None:
+        step, fitted = _fit(config, run, mesh)
+    else:
+        step, fitted, _ = restore_fitted(run.checkpointer, step)
+        run.logger.print(f"already fitted: restored the checkpoint at step {step} (delete {run.workdir} to refit)")
+    return predictor(config, fitted, step, run.mesh)
 
 
-def evaluate_classical(config, workdir, split=None, step=None) -> dict:
-    """eval.py for config.method = "classical": restore `step` (default: latest) of `workdir`,
-    evaluate `split` (default: config.eval_split), write WORKDIR/eval/SPLIT_stepN.json."""
-    mesh = _setup(config)
-    split = split or config.eval_split
-    workdir = Path(workdir)
-    if not (workdir / "checkpoints").is_dir():
-        raise JaxnetError(f"{workdir} has no checkpoints/ directory: train first with"
-                          f" `python train.py --config=... --workdir={workdir}`")
-    source = create_source(config, split)
-    step, fitted, meta = restore_fitted(workdir, step)
-    _check_same_fit(meta, config, workdir, features_only=True)
-    metrics = evaluate_split(fitted, source, config, mesh, desc=f"{split} eval")
-    return _write_eval_file(workdir, step, split, metrics)
+def restore(config, run, step=None) -> Predictor:
+    _mesh(config, run)
+    step, fitted, _ = restore_fitted(run.checkpointer, step)
+    return predictor(config, fitted, step, run.mesh)

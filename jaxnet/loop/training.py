@@ -1,0 +1,141 @@
+"""The training loop of a network: resume from the workdir's latest checkpoint, train with
+periodic logging / evaluation / checkpoints, and stop cleanly on divergence."""
+import math
+import time
+
+import jax
+import numpy as np
+
+from jaxnet import JaxnetError
+from jaxnet.data.pipeline import train_loader
+from jaxnet.evaluation.evaluator import Predictor
+from jaxnet.loop.checkpoint import abstract_like
+from jaxnet.mesh import batch_sharded, check_batch_size, replicated, shard_batch
+from jaxnet.training.optim import observe_plateau
+from jaxnet.training.sharding import shardings_of
+from jaxnet.training.state import (build_training, count_params, eval_variables, join_state,
+                                   split_state)
+from jaxnet.training.steps import make_predict_fn, make_train_step
+
+
+class TrainingDiverged(JaxnetError):
+    """The loss became NaN or inf; nothing after the last good checkpoint was saved."""
+
+
+def restore_training(checkpointer, state, data_iter=None, step=None):
+    """The train state saved at `step` (None: the latest), placed like `state` (arrays or
+    ShapeDtypeStructs with shardings); `data_iter`, if given, is moved to the saved position."""
+    variables, optimizer = split_state(state)
+    step = checkpointer.resolve_step(step)
+    meta = checkpointer.restore_meta(step)
+    if "data" not in meta:
+        raise JaxnetError(f"the checkpoint at step {step} in {checkpointer.directory} holds no"
+                          " training state (not a network training run); use another --workdir")
+    if data_iter is not None:
+        data_iter.set_state(meta["data"])  # grain's public state API
+        data_iter.start_prefetch()  # the workers read ahead while the arrays are restored
+    restored = checkpointer.restore(step, {
+        "variables": abstract_like(variables, shardings_of(variables)),
+        "optimizer": abstract_like(optimizer, shardings_of(optimizer))})
+    return join_state(restored["variables"], restored["optimizer"])
+
+
+def save_training(checkpointer, step: int, state, data_iter) -> None:
+    variables, optimizer = split_state(state)
+    checkpointer.save(step, {"variables": variables, "optimizer": optimizer},
+                      meta={"data": data_iter.get_state()})
+
+
+def train_loop(config, run) -> Predictor:
+    """Train `config` in `run.workdir` (resuming from its latest checkpoint); return the final
+    model as a Predictor, or None when stopped early at run.stop_at_step (with a checkpoint)."""
+    mesh, logger, checkpointer = run.mesh, run.logger, run.checkpointer
+    train_source = run.train_source
+    check_batch_size(config.batch_size, mesh)
+    steps_per_epoch = len(train_source) // config.batch_size
+    if steps_per_epoch == 0:
+        raise JaxnetError(f"the {len(train_source)}-example train split is smaller than one batch"
+                          f" ({config.batch_size})")
+    total_steps = math.ceil(config.num_epochs * steps_per_epoch)
+    eval_every = round(config.eval_every_epochs * steps_per_epoch) or total_steps
+
+    model, schedule, tx, init = build_training(config, steps_per_epoch, mesh)
+    state = init(jax.random.PRNGKey(config.seed))
+    state_sharding, data_sharding = shardings_of(state), batch_sharded(mesh)
+    data_iter = iter(train_loader(train_source, config, jax.process_index(), jax.process_count()))
+    start_step = checkpointer.latest_step() or 0
+    if start_step:
+        state = restore_training(checkpointer, state, data_iter)
+
+    train_step = jax.jit(make_train_step(model, tx, schedule, config),
+                         in_shardings=(state_sharding, data_sharding),
+                         out_shardings=(state_sharding, replicated(mesh)), donate_argnums=0)
+    observe_eval = jax.jit(  # the plateau rule sees the eval split's top-1 error
+        lambda s, error: s.replace(opt_state=observe_plateau(s.opt_state, error, config)),
+        in_shardings=(state_sharding, None), out_shardings=state_sharding, donate_argnums=0)
+    predict_fn = make_predict_fn(model, config)
+
+    def predictor(state):
+        return Predictor(predict_fn, eval_variables(split_state(state)[0]), int(state.step))
+
+    logger.start(total_steps, start_step)
+    logger.print(f"model: {config.model.name}, {count_params(state.params):,} parameters;"
+                 f" {len(train_source):,} train / {len(run.evaluator.source):,} {config.eval_split}"
+                 f" examples; {steps_per_epoch} steps per epoch, {total_steps} steps in all")
+    if start_step:
+        logger.print(f"resumed from the checkpoint at step {start_step} in {checkpointer.directory}")
+
+    window, checked, timed_steps, window_start = [], 0, 0, time.time()
+    last_good = start_step
+    for step in range(start_step + 1, total_steps + 1):
+        state, metrics = train_step(state, shard_batch(next(data_iter), mesh))
+        window.append(metrics)
+        timed_steps += 1
+        if step == start_step + 1:  # leave compilation out of the throughput figures
+            jax.block_until_ready(metrics)
+            timed_steps, window_start = 0, time.time()
+        last = step == total_steps
+        stopping = step == run.stop_at_step
+        # Evaluate before checkpointing, so a checkpoint holds what this evaluation changed
+        # (the plateau rule's state) and a resumed run equals an uninterrupted one.
+        if step % eval_every == 0 or last:
+            eval_start = time.time()
+            eval_metrics = run.evaluate(predictor(state), epoch=step / steps_per_epoch)
+            if config.schedule == "plateau":
+                state = observe_eval(state, eval_metrics["top1_err"])
+            window_start += time.time() - eval_start  # evaluation is not training throughput
+        if (step % config.log_every_steps == 0 or step % config.checkpoint_every_steps == 0
+                or last or stopping):
+            host = jax.device_get(window)
+            _check_finite(host[checked:], step - len(host) + checked + 1, last_good,
+                          checkpointer.directory)
+            checked = len(host)
+            if step % config.log_every_steps == 0 or last:
+                elapsed = time.time() - window_start
+                logger.write(step, "train", {
+                    "epoch": step / steps_per_epoch,
+                    **{k: float(np.mean([m[k] for m in host])) for k in host[0]},
+                    "images_per_sec": timed_steps * config.batch_size / max(elapsed, 1e-9),
+                })
+                window, checked, timed_steps, window_start = [], 0, 0, time.time()
+            if step % config.checkpoint_every_steps == 0 or last or stopping:
+                save_training(checkpointer, step, state, data_iter)
+                last_good = step
+            if stopping:
+                logger.print(f"stopped at step {step} as asked; run again to resume")
+                return None
+    return predictor(state)
+
+
+def _check_finite(host_metrics, first_step, last_good, checkpoint_dir):
+    """Raise TrainingDiverged at the first non-finite loss (host_metrics[i] is step first_step+i)."""
+    for offset, m in enumerate(host_metrics):
+        if not np.isfinite(m["loss"]):
+            kept = (f"step {last_good} in {checkpoint_dir}" if last_good
+                    else "none (no checkpoint had been written)")
+            raise TrainingDiverged(
+                f"the training loss became {m['loss']} at step {first_step + offset}; training"
+                f" stopped and nothing after step {last_good} was saved. The last good checkpoint"
+                f" is {kept}. Lower config.base_lr, add warmup (config.warmup_epochs), or check"
+                " the data."
+            )

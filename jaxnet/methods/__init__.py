@@ -1,0 +1,105 @@
+"""Methods, one registry keyed by `config.method`, and the two things every method is run by:
+`train` (train.py) and `evaluate` (eval.py).
+
+A method is a module that supplies only what is its own:
+  RESUME_FIELDS   config fields a workdir's checkpoints depend on (a changed one is refused)
+  EVAL_FIELDS     config fields that must match to evaluate a workdir's checkpoint
+  check_config(config)          its own settings' checks, before anything runs
+  fit(config, run) -> Predictor train (resuming what run.checkpointer holds), checkpoint, and
+                                return the final model; None when stopped at run.stop_at_step
+  restore(config, run, step) -> Predictor   a checkpoint, ready for the evaluator
+Everything else (the workdir, checkpoints, metric logs, the evaluator, eval files, the CLI) is
+shared and lives here and in jaxnet.loop / jaxnet.evaluation.
+"""
+import importlib
+import time
+from pathlib import Path
+
+import jax
+
+from jaxnet import JaxnetError
+from jaxnet.config import validate_config
+from jaxnet.data.sources import create_source
+from jaxnet.evaluation.evaluator import Evaluator
+from jaxnet.loop.checkpoint import Checkpointer
+from jaxnet.loop.logger import MetricLogger
+from jaxnet.loop.run import Run
+from jaxnet.loop.workdir import check_same_run, prepare_workdir, write_eval_file
+from jaxnet.mesh import check_batch_size, create_mesh
+
+METHODS = {
+    "network": "jaxnet.methods.network",  # a CNN trained by SGD (jaxnet.loop.training)
+    "classical": "jaxnet.methods.classical",  # features + linear SVM (jaxnet.classical)
+}
+
+
+def get_method(name: str):
+    """The method module registered under `name`."""
+    if name not in METHODS:
+        raise JaxnetError(f"config.method must be one of {', '.join(METHODS)}, got {name!r}")
+    return importlib.import_module(METHODS[name])
+
+
+def _start(config):
+    validate_config(config)
+    method = get_method(config.method)
+    method.check_config(config)
+    mesh = create_mesh()
+    check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
+    return method, mesh
+
+
+def eval_record(workdir, predictor_step: int, split: str, metrics: dict, seconds: float) -> dict:
+    """The eval file's content (DESIGN.md "Workdir"): what was evaluated, how, and the metrics."""
+    return {"step": int(predictor_step), "split": split, **metrics, "protocol": "center",
+            "num_views": 1, "models": [{"workdir": str(workdir), "step": int(predictor_step)}],
+            "seconds": seconds}
+
+
+def train(config, workdir, stop_at_step=None):
+    """Fit `config`'s method in `workdir` (resuming it), evaluate the result on config.eval_split,
+    write its eval file; return its metrics. None when stopped early at `stop_at_step`."""
+    method, mesh = _start(config)
+    train_source = create_source(config, config.train_split)
+    evaluator = Evaluator(create_source(config, config.eval_split), config, mesh)
+    workdir = prepare_workdir(workdir, config, method.RESUME_FIELDS)
+    is_main = jax.process_index() == 0
+    logger = MetricLogger(workdir, 0, 0, enabled=is_main)
+    checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints)
+    run = Run(config, workdir, mesh, checkpointer, logger, evaluator, train_source, stop_at_step)
+    try:
+        logger.print(f"config:\n{config}")
+        logger.print(f"mesh: {dict(mesh.shape)} over {jax.device_count()}"
+                     f" {jax.devices()[0].platform} device(s), {jax.process_count()} process(es)")
+        predictor = method.fit(config, run)
+        if predictor is None:
+            return None
+        metrics = run.evaluate(predictor)
+        if is_main:
+            write_eval_file(workdir, eval_record(workdir, predictor.step, config.eval_split,
+                                                 metrics, run.evaluated[predictor.step][1]))
+    finally:
+        checkpointer.wait()
+        checkpointer.close()
+        logger.close()
+    return metrics
+
+
+def evaluate(config, workdir, split=None, step=None) -> dict:
+    """Restore `step` (default: the latest) of `workdir` and evaluate it on `split` (default:
+    config.eval_split); write WORKDIR/eval/<split>_step<N>.json; return the record (+ `path`)."""
+    method, mesh = _start(config)
+    workdir, split = Path(workdir), split or config.eval_split
+    if not (workdir / "checkpoints").is_dir():
+        raise JaxnetError(f"{workdir} has no checkpoints/ directory: train first with"
+                          f" `python train.py --config=... --workdir={workdir}`")
+    check_same_run(workdir, config, method.EVAL_FIELDS)
+    source = create_source(config, split)
+    with Checkpointer(workdir / "checkpoints", config.keep_checkpoints) as checkpointer:
+        predictor = method.restore(config, Run(config, workdir, mesh, checkpointer), step)
+    start = time.time()
+    metrics = Evaluator(source, config, mesh)(predictor)
+    record = eval_record(workdir, predictor.step, split, metrics, time.time() - start)
+    if jax.process_index() == 0:
+        record["path"] = str(write_eval_file(workdir, record))
+    return record
