@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from jaxnet import JaxnetError
+from jaxnet.compat import detected_cluster
 
 # Where compiled programs are kept between runs, so a restart (or a resumed preemption) does not
 # recompile from scratch. Overridden by --compilation_cache_dir or this environment variable;
@@ -39,21 +40,6 @@ def enable_compilation_cache(directory: str, min_compile_secs: float = 1.0) -> N
         return
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_secs)
-
-
-def detected_cluster():
-    """(name, process count) of the cluster JAX's auto-detection sees (TPU pod, Slurm, Open MPI,
-    ...), or None. Uses JAX's own cluster registry, so it detects exactly what
-    `jax.distributed.initialize()` would."""
-    from jax._src import clusters  # noqa: F401  (importing registers the cluster types)
-
-    for env in clusters.ClusterEnv._cluster_types:
-        try:
-            if not env.opt_in_only_method and env.is_env_present():
-                return env.name, int(env.get_process_count())
-        except Exception:  # a half-configured environment is not a cluster to join
-            continue
-    return None
 
 
 def should_initialize(mode: str, coordinator_address, num_processes) -> bool:

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from jaxnet import JaxnetError
-from jaxnet.distributed import compilation_cache_dir, detected_cluster, should_initialize
+from jaxnet.compat import detected_cluster
+from jaxnet.distributed import compilation_cache_dir, should_initialize
 from jaxnet.loop.checkpoint import Checkpointer, abstract_like
 from jaxnet.loop.training import restore_training
 from jaxnet.methods import train

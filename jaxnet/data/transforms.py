@@ -30,6 +30,7 @@ import PIL.Image
 import PIL.ImageEnhance
 
 from jaxnet import JaxnetError
+from jaxnet.compat import decode_top_rows, load
 
 try:
     from jaxnet.data import _jpegcrop
@@ -93,41 +94,12 @@ def pillow_crop_resize(image: PIL.Image.Image, box, size) -> PIL.Image.Image:
         box = (left * sx, top * sy, right * sx, bottom * sy)
         # Rows below the box and the resize filter's reach (one output row's span) are never decoded.
         reach = (box[3] - box[1]) / size[1]
-        decode_rows(image, min(image.size[1], math.ceil(box[3] + reach) + 1))
+        decode_top_rows(image, min(image.size[1], math.ceil(box[3] + reach) + 1))
     else:
         load(image)
     if image.mode != "RGB":
         image = image.convert("RGB")  # greyscale, CMYK, palette or RGBA images
     return image.resize(size, PIL.Image.BILINEAR, box=box)
-
-
-def load(image: PIL.Image.Image) -> None:
-    try:
-        image.load()
-    except OSError as e:
-        raise JaxnetError(f"cannot decode image: {e}") from e
-
-
-def decode_rows(image: PIL.Image.Image, rows: int) -> None:
-    """Decode only the top `rows` rows of a (lazily opened) JPEG: libjpeg produces scanlines
-    top to bottom, so stopping early skips the rest of the work. The image becomes `rows` high.
-
-    Pillow has no API for this: the tile is shortened, and the "broken data stream" that libjpeg
-    then reports at the end (it was stopped before the last scanline) is expected and ignored;
-    the rows read are exact (tested against a full decode).
-    """
-    if rows >= image.size[1] or len(image.tile) != 1:
-        return load(image)
-    tile = image.tile[0]
-    x0, y0, x1, _ = tile.extents
-    image.tile = [tile._replace(extents=(x0, y0, x1, y0 + rows))]
-    image._size = (image.size[0], rows)
-    try:
-        image.load()
-    except OSError as e:
-        if "broken data stream" not in str(e):
-            raise JaxnetError(f"cannot decode image: {e}") from e
-        PIL.Image.Image.load(image)
 
 
 def inception_box(width, height, rng, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
