@@ -34,7 +34,7 @@ def prepare_tfds(name: str, data_dir: str = ""):
     """Download and prepare a tfds dataset by name as ArrayRecord files (needs network)."""
     builder = tfds_builder(name, data_dir)
     try:
-        download_and_prepare(builder)
+        download_and_prepare(builder, data_dir)
     except Exception as e:  # no network, a moved URL, a full disk, ...
         first_line = str(e).splitlines()[0] if str(e) else ""
         raise JaxnetError(f"preparing {name} in {builder.data_dir} failed ({type(e).__name__}:"
@@ -42,19 +42,29 @@ def prepare_tfds(name: str, data_dir: str = ""):
     return builder
 
 
-def download_and_prepare(builder) -> None:
+def download_and_prepare(builder, data_dir=None) -> None:
     """builder.download_and_prepare() without TensorFlow: tfds encodes the images that a builder
-    yields as arrays (cifar10, cifar100, ...) with TensorFlow, so they are handed to it already
-    encoded, by Pillow, in the image feature's format (PNG unless it says JPEG)."""
-    generate = builder._generate_examples  # noqa: SLF001 (tfds's generation hook)
+    yields as arrays (cifar10, cifar100, ...) with TensorFlow, so a subclass of the builder hands
+    them over already encoded, by Pillow, in the image feature's format (PNG unless it says JPEG)."""
+    pillow_encoding(builder, data_dir).download_and_prepare()
+
+
+def pillow_encoding(builder, data_dir=None):
+    """The same dataset's builder, subclassed (unregistered, same name, config and version) so
+    that its `_generate_examples`, the method tfds builders implement, yields encoded images."""
     images = image_features(builder.info.features)
+    base = type(builder)
 
-    def generate_encoded(*args, **kwargs):
-        for key, example in generate(*args, **kwargs):
-            yield key, {k: encode_array(v, images[k]) if k in images else v for k, v in example.items()}
+    class PillowEncoded(base, skip_registration=True):
+        name = base.name
 
-    builder._generate_examples = generate_encoded
-    builder.download_and_prepare()
+        def _generate_examples(self, *args, **kwargs):
+            for key, example in super()._generate_examples(*args, **kwargs):
+                yield key, {k: encode_array(v, images[k]) if k in images else v
+                            for k, v in example.items()}
+
+    return PillowEncoded(data_dir=data_dir or None, config=builder.builder_config,
+                         version=builder.version, file_format="array_record")
 
 
 def image_features(features) -> dict:

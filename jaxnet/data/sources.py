@@ -182,7 +182,7 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
         if name == "imagenet2012":
             raise JaxnetError(IMAGENET_HELP.format(where=builder.data_dir))
         try:
-            download_and_prepare(builder)
+            download_and_prepare(builder, data_dir)
         except Exception as e:
             raise JaxnetError(
                 f"{name} is not prepared in {builder.data_dir} and tfds could not prepare it"
