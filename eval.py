@@ -1,6 +1,8 @@
-"""Evaluate a trained workdir: python eval.py --config=configs/NAME.py --workdir=DIR [--split=test] [--step=N].
+"""Evaluate a trained workdir: python eval.py --config=configs/NAME.py --workdir=DIR [--split=test]
+[--step=N] [--protocol=center|ten_crop|googlenet_144|multiscale] [--ensemble=DIR,DIR].
 
-Reports loss, top-1/top-5 accuracy and error over the whole split and writes WORKDIR/eval/*.json.
+Reports loss, top-1/top-5 accuracy and error over the whole split under the chosen test protocol
+(of one model, or the softmax average of an ensemble) and writes WORKDIR/eval/*.json.
 """
 import jax
 from absl import app, flags
@@ -10,6 +12,12 @@ from jaxnet.cli import (CONFIG, parse_flags, run_reporting_errors, start_jax,
 
 SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: config.eval_split).")
 STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
+PROTOCOL = flags.DEFINE_string(
+    "protocol", None, "Test protocol: center, ten_crop, googlenet_144 or multiscale (default:"
+    " config.eval_protocol); see jaxnet/evaluation/protocols.py.")
+ENSEMBLE = flags.DEFINE_list(
+    "ensemble", [], "Other trained workdirs whose softmax is averaged with this one's (each"
+    " restored with its own config.json, at its latest checkpoint).")
 
 
 def main(argv):
@@ -18,10 +26,12 @@ def main(argv):
     start_jax(CONFIG.value)  # before any other JAX call
     from jaxnet.methods import evaluate
 
-    m = run_reporting_errors(
-        lambda: evaluate(CONFIG.value, workdir_or_default(), SPLIT.value, STEP.value))
+    m = run_reporting_errors(lambda: evaluate(
+        CONFIG.value, workdir_or_default(), SPLIT.value, STEP.value, PROTOCOL.value, ENSEMBLE.value))
     if jax.process_index() == 0:  # process 0 wrote the file; one report per job
-        print(f"{m['split']} at step {m['step']} ({m['num_examples']:,} examples): "
+        how = (f"{m['protocol']}, {m['num_views']} view(s)"
+               + (f", {len(m['models'])} models" if len(m["models"]) > 1 else ""))
+        print(f"{m['split']} at step {m['step']} ({m['num_examples']:,} examples; {how}): "
               f"loss {m['loss']:.4f} | top-1 {m['top1_acc']:.4f} (err {m['top1_err']:.4f}) | "
               f"top-5 {m['top5_acc']:.4f} (err {m['top5_err']:.4f})")
         print(f"written to {m['path']}")

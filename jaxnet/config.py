@@ -9,6 +9,7 @@ import ml_collections
 
 from jaxnet import JaxnetError
 
+EVAL_PROTOCOLS = ("center", "ten_crop", "googlenet_144", "multiscale")  # jaxnet.evaluation.protocols
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
@@ -73,6 +74,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_resize = -1  # eval: shorter side before the centre image_size crop; -1 = image_size *
     #                     256/224 (256 for 224), or the whole image squashed for train_transform=resize
     c.synthetic_examples = 1024  # size of each split of the synthetic dataset
+    # eval.py's test protocol (jaxnet/evaluation/protocols.py): center | ten_crop |
+    # googlenet_144 | multiscale; evaluations during training are always center crops
+    c.eval_protocol = "center"
 
     # Optimisation.
     c.batch_size = 256  # global batch, over all devices and hosts
@@ -113,6 +117,10 @@ def base_config() -> ml_collections.ConfigDict:
     # over the `data` axis along its largest divisible dimension: per-device memory / devices).
     c.param_sharding = "replicated"
     c.param_sharding_min_size = 2**14
+    # Model parallelism: > 1 makes the mesh (data, model) with this many devices on `model`; every
+    # layer's kernel and bias are split along their output channels over it (for AlexNet: the
+    # paper's two columns on two devices, communicating only at conv3 and the fc layers).
+    c.model_parallel = 1
 
     # The classical baseline (method = "classical"; jaxnet/classical/NOTES.md): features -> linear
     # SVM. It reads images with eval_batch_size and uses batch_size as the SGD minibatch.
@@ -176,6 +184,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if config.param_sharding_min_size < 0:
         raise JaxnetError("config.param_sharding_min_size must be >= 0, got"
                           f" {config.param_sharding_min_size}")
+    if config.model_parallel < 1:
+        raise JaxnetError(f"config.model_parallel must be >= 1, got {config.model_parallel}")
+    if config.model_parallel > 1 and config.param_sharding != "replicated":
+        raise JaxnetError("config.model_parallel > 1 needs config.param_sharding=replicated (the"
+                          " model axis splits the layers; fsdp with it is not supported)")
     if config.train_transform not in ("inception_crop", "resnet_scale", "alexnet", "resize"):
         raise JaxnetError("config.train_transform must be inception_crop, resnet_scale, alexnet or"
                           f" resize, got {config.train_transform!r}")
@@ -188,6 +201,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise JaxnetError("config.num_workers must be >= -1, pca_lighting and color_jitter >= 0")
     if 0 <= config.eval_resize < config.image_size and config.eval_resize != 0:
         raise JaxnetError(f"config.eval_resize must be -1, 0 or >= image_size, got {config.eval_resize}")
+    if config.eval_protocol not in EVAL_PROTOCOLS:
+        raise JaxnetError(f"config.eval_protocol must be one of {', '.join(EVAL_PROTOCOLS)}, got"
+                          f" {config.eval_protocol!r}")
     if config.augment not in ("crop_flip", "flip", "none"):
         raise JaxnetError(f"config.augment must be crop_flip, flip or none, got {config.augment!r}")
     if len(config.mean) != config.channels or len(config.std) != config.channels:

@@ -1,7 +1,8 @@
 """The device mesh and batches on it: one code path for 1 CPU, 8 GPUs or a multi-host pod.
 
 Batches are sharded over the mesh's `data` axis and XLA inserts the collectives (gradient
-all-reduce, global BatchNorm statistics). Where the train state goes is jaxnet.training.sharding's.
+all-reduce, global BatchNorm statistics); an optional `model` axis holds the parts of one model
+replica (config.model_parallel). Where the train state goes is jaxnet.training.sharding's.
 """
 import os
 
@@ -12,10 +13,17 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jaxnet import JaxnetError
 
 
-def create_mesh(devices=None) -> Mesh:
-    """A 1-D mesh with axis `data` over `devices` (default: all devices of all processes)."""
+def create_mesh(devices=None, model_parallel: int = 1) -> Mesh:
+    """A 1-D mesh with axis `data` over `devices` (default: all devices of all processes); with
+    `model_parallel` = m > 1, a 2-D mesh (data, model) of shape (devices / m, m), each group of
+    m consecutive devices one model replica (jaxnet.training.sharding splits the layers over it)."""
     devices = jax.devices() if devices is None else devices
-    return Mesh(np.asarray(devices), ("data",))
+    if model_parallel == 1:
+        return Mesh(np.asarray(devices), ("data",))
+    if model_parallel < 1 or len(devices) % model_parallel:
+        raise JaxnetError(f"config.model_parallel={model_parallel} needs a device count divisible"
+                          f" by it; there are {len(devices)} devices")
+    return Mesh(np.asarray(devices).reshape(-1, model_parallel), ("data", "model"))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -27,10 +35,11 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
-    """The global batch must split evenly over the devices (and hence the processes)."""
-    if batch_size % mesh.size:
+    """The global batch must split evenly over the mesh's `data` axis (and hence the processes)."""
+    if batch_size % mesh.shape["data"]:
         raise JaxnetError(
-            f"config.{what}={batch_size} is not divisible by the {mesh.size} devices of the mesh"
+            f"config.{what}={batch_size} is not divisible by the {mesh.shape['data']} devices of the"
+            " mesh's data axis"
         )
 
 

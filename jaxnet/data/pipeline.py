@@ -140,40 +140,45 @@ def num_eval_batches(num_examples: int, global_batch: int) -> int:
 
 
 def eval_batches(source, global_batch: int, process_index: int = 0, process_count: int = 1):
-    """Yield every example exactly once, as local batches padded to full size with a `mask`.
+    """Yield every example exactly once, as local batches padded to full size with a `mask`
+    and each row's `index` in `source`.
 
     All processes yield the same number of batches (the last ones may be all padding), as the
     jitted step needs; padded rows have mask 0 and are left out of every metric. An
-    EncodedSource is decoded and centre-cropped (its eval_transform) in grain worker processes.
+    EncodedSource is decoded (its eval_transform: a centre crop, or a protocol's canvas) in
+    grain worker processes.
     """
     local = local_batch_size(global_batch, process_count)
     count = num_eval_batches(len(source), global_batch)
-    if isinstance(source, EncodedSource):  # decode + centre-crop in grain worker processes
-        size = source.eval_transform.size
-        template = {"image": np.zeros((size, size, 3), np.uint8)}
+    positions = range(process_index, len(source), process_count)
+    if isinstance(source, EncodedSource):  # decode in grain worker processes
+        template = source[0]
         shard = (grain.MapDataset.source(source.records)[process_index::process_count]
                  .map(source.eval_transform).batch(local, drop_remainder=False))
         batches = iter(_prefetch(shard, source.num_workers))
-        for _ in range(count):
+        for b in range(count):
             batch = next(batches, None)
             rows = [] if batch is None else [{k: v[i] for k, v in batch.items()}
                                              for i in range(len(batch["label"]))]
-            yield pad_batch(rows, local, template)
+            yield pad_batch(rows, local, template, positions[b * local:(b + 1) * local])
         return
     dataset = grain.MapDataset.source(source)[process_index::process_count]
     rows = iter(dataset)
-    for _ in range(count):
+    for b in range(count):
         chunk = [row for _, row in zip(range(local), rows)]
-        yield pad_batch(chunk, local, template=source[0])
+        yield pad_batch(chunk, local, source[0], positions[b * local:(b + 1) * local])
 
 
-def pad_batch(rows, size: int, template):
-    """Stack `rows` and pad to `size` rows of zeros; `mask` marks the real ones."""
+def pad_batch(rows, size: int, template, indices=()):
+    """Stack `rows` and pad to `size` rows of zeros; `mask` marks the real ones, `index` their
+    positions in the split (`indices`; 0 for padding)."""
     batch = {
-        "image": np.zeros((size,) + template["image"].shape, np.uint8),
+        "image": np.zeros((size,) + np.shape(template["image"]), np.uint8),
         "label": np.zeros((size,), np.int32),
         "mask": np.zeros((size,), np.float32),
+        "index": np.zeros((size,), np.int32),
     }
+    batch["index"][:len(indices)] = indices
     for i, row in enumerate(rows):
         batch["image"][i] = row["image"]
         batch["label"][i] = row["label"]

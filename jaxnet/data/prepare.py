@@ -1,11 +1,15 @@
 """Prepare a dataset once as tfds ArrayRecord files (no TensorFlow needed).
 
     python -m jaxnet.data.prepare imagenet2012 --manual_dir=DIR [--data_dir=DIR]
+    python -m jaxnet.data.prepare ilsvrc2010   --manual_dir=DIR [--data_dir=DIR]
     python -m jaxnet.data.prepare imagenette   [--data_dir=DIR]   # any tfds name: downloads
 
 imagenet2012 reads ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from --manual_dir (the
 licence forbids automatic download). Output: DATA_DIR/imagenet2012/5.1.0/*.array_record-*, read
 back with tfds.data_source("imagenet2012", data_dir=DATA_DIR) and by `--config.data_dir=DATA_DIR`.
+ilsvrc2010 reads ILSVRC2010_images_{train,val,test}.tar, ILSVRC2010_devkit-1.0.tar.gz and
+ILSVRC2010_test_ground_truth.txt from --manual_dir: DATA_DIR/ilsvrc2010/1.0.0 (train, validation,
+test; label = ILSVRC2010_ID - 1 from the devkit's meta.mat), read by --config.dataset=ilsvrc2010.
 An interrupted run leaves only a temporary `incomplete.*` directory: run the command again.
 """
 import argparse
@@ -17,6 +21,7 @@ import numpy as np
 import PIL.Image
 
 from jaxnet import JaxnetError
+from jaxnet.data.ilsvrc2010 import prepare_ilsvrc2010
 from jaxnet.data.imagenet import VALIDATION_LABELS_FILE, prepare_imagenet, read_lines
 
 
@@ -91,8 +96,10 @@ def encode_array(value, encoding: str):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxnet.data.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", help="imagenet2012, or any tfds dataset name (imagenette, cifar10)")
-    parser.add_argument("--manual_dir", default="", help="directory holding the ILSVRC2012 tars")
+    parser.add_argument("dataset", help="imagenet2012, ilsvrc2010, or any tfds dataset name"
+                        " (imagenette, cifar10)")
+    parser.add_argument("--manual_dir", default="", help="directory holding the ILSVRC2012 tars"
+                        " (or the ILSVRC2010 download)")
     parser.add_argument("--data_dir", default="", help="output root (default: $JAXNET_DATA_DIR,"
                         " then ~/tensorflow_datasets); pass the same as --config.data_dir")
     parser.add_argument("--classes", default="", help="imagenet2012: file of wnids to keep (a"
@@ -110,6 +117,14 @@ def main(argv=None) -> int:
                                        args.validation_labels)
             if builder.fixed:
                 print(f"re-encoded as RGB JPEG (CMYK, greyscale or PNG): {len(builder.fixed)} images")
+        elif args.dataset == "ilsvrc2010":
+            if not args.manual_dir:
+                raise JaxnetError("ilsvrc2010 needs --manual_dir=DIR (where the tars, the devkit"
+                                  " and the test ground truth are)")
+            builder = prepare_ilsvrc2010(args.manual_dir, args.data_dir)
+            if builder.fixed:
+                print(f"re-encoded as RGB JPEG (CMYK, greyscale, PNG or gzipped):"
+                      f" {len(builder.fixed)} images")
         else:
             builder = prepare_tfds(args.dataset, args.data_dir)
     except JaxnetError as e:

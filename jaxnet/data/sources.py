@@ -117,9 +117,31 @@ IMAGENET_HELP = (
     " Meanwhile, every recipe can be tried end to end on random data with"
     " --config.dataset=synthetic, and configs/fashion_mnist.py trains on real data."
 )
+ILSVRC2010_HELP = (
+    "ILSVRC-2010 was not found prepared in {where}. Register at image-net.org and download into a"
+    " directory DIR: ILSVRC2010_images_train.tar, ILSVRC2010_images_val.tar,"
+    " ILSVRC2010_images_test.tar, the development kit ILSVRC2010_devkit-1.0.tar.gz and"
+    " ILSVRC2010_test_ground_truth.txt; then convert them once (no TensorFlow needed):"
+    " python -m jaxnet.data.prepare ilsvrc2010 --manual_dir=DIR --data_dir=DATA, and pass"
+    " --config.data_dir=DATA (or set JAXNET_DATA_DIR)."
+)
 # tfds datasets readable by their bare name; any other tfds dataset works as "tfds:NAME".
-TFDS_NAMES = ("imagenet2012", "imagenette", "cifar10", "cifar100")
-DATASETS = "fashion_mnist, synthetic, imagenet2012, imagenette, cifar10, cifar100, tfds:NAME, folder"
+TFDS_NAMES = ("imagenet2012", "ilsvrc2010", "imagenette", "cifar10", "cifar100")
+DATASETS = ("fashion_mnist, synthetic, imagenet2012, ilsvrc2010, imagenette, cifar10, cifar100,"
+            " tfds:NAME, folder")
+
+
+class Subset:
+    """The items `indices` of a random-access source (or of an EncodedSource's records)."""
+
+    def __init__(self, source, indices):
+        self.source, self.indices = source, indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.source[int(self.indices[i])]
 
 
 class EncodedSource:
@@ -177,6 +199,12 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
     from jaxnet.data.prepare import download_and_prepare, tfds_builder
 
     data_dir = config.data_dir or os.environ.get("JAXNET_DATA_DIR") or None
+    if name == "ilsvrc2010":  # no tfds builder: only a prepared copy can be read
+        from jaxnet.data.ilsvrc2010 import NAME, VERSION, prepared_dir
+
+        if prepared_dir(data_dir) is None:
+            where = Path(data_dir or tfds.core.constants.DATA_DIR) / NAME / VERSION
+            raise JaxnetError(ILSVRC2010_HELP.format(where=where))
     builder = tfds_builder(name, data_dir)
     if not builder.is_prepared():
         if name == "imagenet2012":

@@ -3,8 +3,12 @@
 Every method (a CNN, features + SVM, a probe, ...) hands over a `Predictor`; the evaluator reads
 the split once, every example exactly once on any number of devices and processes (the last
 batch padded, padding masked out of every sum), runs the prediction and the metric sums in one
-jitted function per predictor, adds the sums up on the host and turns them into the contract's
-metric names (loss, top1/top5 accuracy and error, num_examples).
+jitted function, adds the sums up on the host and turns them into the contract's metric names
+(loss, top1/top5 accuracy and error, num_examples) plus those of any extra metrics (objects with
+jittable `sums(probs, labels, mask)` and host `finalize(totals)`; `uses_index = True` adds each
+row's position in the split). Under a multi-view protocol or for an ensemble, the class scores
+are the log of the softmax averaged over views and models (jaxnet.evaluation.protocols), and
+the loss is its negative log-likelihood.
 """
 import dataclasses
 from typing import Any, Callable
@@ -14,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet.data.pipeline import eval_batches
+from jaxnet.evaluation import protocols
 from jaxnet.mesh import replicated, shard_batch
 from jaxnet.training.steps import cross_entropy, topk_correct
 
@@ -53,37 +58,63 @@ def summarize(sums) -> dict:
 
 
 class Evaluator:
-    """Evaluates predictors on one split of one source: `evaluator(predictor) -> metrics`."""
+    """Evaluates predictors on one split: `evaluator(predictor or [predictors]) -> metrics`."""
 
-    def __init__(self, source, config, mesh):
+    def __init__(self, source, config, mesh, protocol: str = "center", metrics=()):
         self.source, self.config, self.mesh = source, config, mesh
-        self._compiled = {}  # one jitted sums function per (predict_fn, loss_fn)
+        self.protocol, self.metrics = protocol, tuple(metrics)
+        self.parts = protocols.canvas_parts(source, protocol, config)
+        self._compiled = {}  # one jitted sums function per (predict_fns, loss_fn)
 
-    def _sums_fn(self, predictor: Predictor):
-        key = (predictor.predict_fn, predictor.loss_fn)
+    def num_views(self) -> int:
+        return protocols.num_views(self.protocol, self.parts[0][0])
+
+    def _sums_fn(self, predictors):
+        single = self.protocol == "center" and len(predictors) == 1
+        loss_fn = predictors[0].loss_fn if single else None
+        key = (tuple(p.predict_fn for p in predictors), loss_fn)
         if key not in self._compiled:
-            num_classes = self.config.num_classes
+            config, fns = self.config, [p.predict_fn for p in predictors]
 
             def sums(params, batch):
-                scores = predictor.predict_fn(params, batch["image"]).astype(jnp.float32)
-                return batch_sums(scores, batch["label"], batch["mask"], num_classes,
-                                  predictor.loss_fn)
+                if single:
+                    scores = fns[0](params[0], batch["image"]).astype(jnp.float32)
+                else:
+                    scores = protocols.averaged_log_probs(fns, params, batch["image"],
+                                                          self.protocol, config.image_size)
+                labels, mask = batch["label"], batch["mask"]
+                out = batch_sums(scores, labels, mask, config.num_classes, loss_fn)
+                probs = jax.nn.softmax(scores)
+                for metric in self.metrics:
+                    extra = (batch["index"],) if getattr(metric, "uses_index", False) else ()
+                    out.update(metric.sums(probs, labels, mask, *extra))
+                return out
 
             self._compiled[key] = jax.jit(sums, out_shardings=replicated(self.mesh))
         return self._compiled[key]
 
     def batches(self):
-        """This process's share of every batch of the split, padded, with `mask`."""
-        return eval_batches(self.source, self.config.eval_batch_size, jax.process_index(),
-                            jax.process_count())
+        """This process's share of every batch of the split, padded, with `mask` and `index`."""
+        for part, indices in self.parts:
+            for batch in eval_batches(part, self.config.eval_batch_size, jax.process_index(),
+                                      jax.process_count()):
+                if indices is not None:  # a bucket of the split: its rows' split positions
+                    batch["index"] = indices[batch["index"]].astype(np.int32)
+                yield batch
 
-    def __call__(self, predictor: Predictor) -> dict:
-        sums_fn, totals = self._sums_fn(predictor), None
+    def __call__(self, predictors) -> dict:
+        predictors = [predictors] if isinstance(predictors, Predictor) else list(predictors)
+        sums_fn, totals = self._sums_fn(predictors), None
+        params = [p.params for p in predictors]
         for local_batch in self.batches():
-            sums = sums_fn(predictor.params, shard_batch(local_batch, self.mesh))
+            sums = sums_fn(params, shard_batch(local_batch, self.mesh))
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-        metrics = summarize(jax.tree.map(lambda x: np.float64(jax.device_get(x)), totals))
+        totals = {k: np.asarray(jax.device_get(v), np.float64 if np.ndim(v) == 0 else None)
+                  for k, v in totals.items()}
+        metrics = summarize(totals)
         if metrics["num_examples"] != len(self.source):
             raise RuntimeError(f"evaluated {metrics['num_examples']} examples, the split has"
                                f" {len(self.source)}")
+        for metric in self.metrics:
+            metrics.update(metric.finalize(totals))
         return metrics

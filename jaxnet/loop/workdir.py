@@ -4,6 +4,9 @@ import json
 from pathlib import Path
 
 import jax
+import ml_collections
+
+from jaxnet.config import base_config
 
 from jaxnet import JaxnetError
 
@@ -67,13 +70,29 @@ def prepare_workdir(workdir, config, identity_fields) -> Path:
     return workdir
 
 
-def eval_file(workdir, split: str, step: int) -> Path:
-    return Path(workdir) / "eval" / f"{split}_step{int(step)}.json"
+def load_config(workdir) -> ml_collections.ConfigDict:
+    """The resolved config a workdir was trained with (its config.json; fields added to jaxnet
+    since then keep their defaults)."""
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+        raise JaxnetError(f"{workdir} has no config.json: not a jaxnet workdir")
+    config = base_config()
+    config.update(json.loads(path.read_text()))
+    return config
+
+
+def eval_file(workdir, split: str, step: int, protocol: str = "center", models: int = 1) -> Path:
+    """WORKDIR/eval/<split>[_<protocol>][_ensemble<K>]_step<N>.json (centre crop, one model:
+    <split>_step<N>.json)."""
+    name = split + ("" if protocol == "center" else f"_{protocol}")
+    name += f"_ensemble{models}" if models > 1 else ""
+    return Path(workdir) / "eval" / f"{name}_step{int(step)}.json"
 
 
 def write_eval_file(workdir, record: dict) -> Path:
-    """WORKDIR/eval/<split>_step<N>.json with `record` (which holds `split` and `step`)."""
-    path = eval_file(workdir, record["split"], record["step"])
+    """The eval file of `record` (its split, step, protocol and models) in WORKDIR/eval/."""
+    path = eval_file(workdir, record["split"], record["step"], record["protocol"],
+                     len(record["models"]))
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path

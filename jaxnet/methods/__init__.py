@@ -21,10 +21,11 @@ from jaxnet import JaxnetError
 from jaxnet.config import validate_config
 from jaxnet.data.sources import create_source
 from jaxnet.evaluation.evaluator import Evaluator
+from jaxnet.evaluation.protocols import check_protocol
 from jaxnet.loop.checkpoint import Checkpointer
 from jaxnet.loop.logger import MetricLogger
 from jaxnet.loop.run import Run
-from jaxnet.loop.workdir import check_same_run, prepare_workdir, write_eval_file
+from jaxnet.loop.workdir import check_same_run, load_config, prepare_workdir, write_eval_file
 from jaxnet.mesh import check_batch_size, create_mesh
 
 METHODS = {
@@ -44,15 +45,17 @@ def _start(config):
     validate_config(config)
     method = get_method(config.method)
     method.check_config(config)
-    mesh = create_mesh()
+    mesh = create_mesh(model_parallel=config.model_parallel)
     check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
     return method, mesh
 
 
-def eval_record(workdir, predictor_step: int, split: str, metrics: dict, seconds: float) -> dict:
-    """The eval file's content (DESIGN.md "Workdir"): what was evaluated, how, and the metrics."""
-    return {"step": int(predictor_step), "split": split, **metrics, "protocol": "center",
-            "num_views": 1, "models": [{"workdir": str(workdir), "step": int(predictor_step)}],
+def eval_record(models, split: str, metrics: dict, seconds: float, protocol="center",
+                num_views=1) -> dict:
+    """The eval file's content (DESIGN.md "Workdir"): what was evaluated (`models`: [(workdir,
+    step)], the first one's step naming the file), how, and the metrics."""
+    return {"step": int(models[0][1]), "split": split, **metrics, "protocol": protocol,
+            "num_views": num_views, "models": [{"workdir": str(w), "step": int(s)} for w, s in models],
             "seconds": seconds}
 
 
@@ -76,7 +79,7 @@ def train(config, workdir, stop_at_step=None):
             return None
         metrics = run.evaluate(predictor)
         if is_main:
-            write_eval_file(workdir, eval_record(workdir, predictor.step, config.eval_split,
+            write_eval_file(workdir, eval_record([(workdir, predictor.step)], config.eval_split,
                                                  metrics, run.evaluated[predictor.step][1]))
     finally:
         checkpointer.wait()
@@ -85,21 +88,49 @@ def train(config, workdir, stop_at_step=None):
     return metrics
 
 
-def evaluate(config, workdir, split=None, step=None) -> dict:
-    """Restore `step` (default: the latest) of `workdir` and evaluate it on `split` (default:
-    config.eval_split); write WORKDIR/eval/<split>_step<N>.json; return the record (+ `path`)."""
-    method, mesh = _start(config)
-    workdir, split = Path(workdir), split or config.eval_split
+def restore(config, workdir, mesh, step=None):
+    """The Predictor of `workdir`'s checkpoint `step` (None: the latest), by its config's method."""
+    workdir = Path(workdir)
+    method = get_method(config.method)
+    method.check_config(config)
     if not (workdir / "checkpoints").is_dir():
         raise JaxnetError(f"{workdir} has no checkpoints/ directory: train first with"
                           f" `python train.py --config=... --workdir={workdir}`")
     check_same_run(workdir, config, method.EVAL_FIELDS)
-    source = create_source(config, split)
     with Checkpointer(workdir / "checkpoints", config.keep_checkpoints) as checkpointer:
-        predictor = method.restore(config, Run(config, workdir, mesh, checkpointer), step)
+        return method.restore(config, Run(config, workdir, mesh, checkpointer), step)
+
+
+def ensemble_member(config, workdir, mesh):
+    """The latest checkpoint of another workdir, restored with its own config.json, for an
+    ensemble with `config`'s model: any method or architecture, the same input and classes."""
+    own = load_config(workdir)
+    validate_config(own)
+    for field in ("num_classes", "image_size", "channels"):
+        if own[field] != config[field]:
+            raise JaxnetError(f"ensemble member {workdir} has {field}={own[field]}, the others"
+                              f" {config[field]}: an ensemble's models share their input and classes")
+    return restore(own, workdir, mesh)
+
+
+def evaluate(config, workdir, split=None, step=None, protocol=None, ensemble=(),
+             metrics=()) -> dict:
+    """Restore `step` (default: the latest) of `workdir` and evaluate it on `split` (default:
+    config.eval_split) under `protocol` (default: config.eval_protocol), averaged with the
+    latest checkpoints of the `ensemble` workdirs; write the eval file; return its record
+    (+ `path`). `metrics`: extra evaluator metrics."""
+    _, mesh = _start(config)
+    workdir, split = Path(workdir), split or config.eval_split
+    protocol = protocol or config.eval_protocol
+    check_protocol(protocol)
+    source = create_source(config, split)
+    predictors = [restore(config, workdir, mesh, step)]
+    predictors += [ensemble_member(config, member, mesh) for member in ensemble]
+    evaluator = Evaluator(source, config, mesh, protocol, metrics)
     start = time.time()
-    metrics = Evaluator(source, config, mesh)(predictor)
-    record = eval_record(workdir, predictor.step, split, metrics, time.time() - start)
+    results = evaluator(predictors)
+    models = [(workdir, predictors[0].step)] + [(m, p.step) for m, p in zip(ensemble, predictors[1:])]
+    record = eval_record(models, split, results, time.time() - start, protocol, evaluator.num_views())
     if jax.process_index() == 0:
         record["path"] = str(write_eval_file(workdir, record))
     return record

@@ -22,7 +22,7 @@ from jaxnet import JaxnetError
 from jaxnet.classical import pipeline, sgd, sharding, svm
 from jaxnet.classical.losses import LOSSES, loss_terms
 from jaxnet.data.pipeline import eval_batches
-from jaxnet.data.sources import EncodedSource
+from jaxnet.data.sources import EncodedSource, Subset
 from jaxnet.evaluation.evaluator import Predictor, batch_sums, summarize
 from jaxnet.loop.logger import progress_bar
 from jaxnet.mesh import check_batch_size, replicated
@@ -80,19 +80,6 @@ def image_batches(source, config):
     """Every example of `source` once, in order, as padded uint8 batches {image, label, mask} of
     config.eval_batch_size: the one place the classical pipeline reads images (no augmentation)."""
     return eval_batches(source, config.eval_batch_size, 0, 1)
-
-
-class _Subset:
-    """The examples `indices` of a source or of an EncodedSource's records (random access)."""
-
-    def __init__(self, source, indices):
-        self.source, self.indices = source, indices
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.source[int(self.indices[i])]
 
 
 def batch_features(images, config, state, mesh) -> np.ndarray:
@@ -178,10 +165,10 @@ def fit_encoder(source, config, key) -> dict:
     count = min(len(source), c.encoder_images)
     picks = np.sort(np.random.default_rng(config.seed).choice(len(source), count, replace=False))
     if isinstance(source, EncodedSource):  # keep decoding in grain's worker processes
-        subset = EncodedSource(_Subset(source.records, picks), source.eval_transform, source.num_workers,
+        subset = EncodedSource(Subset(source.records, picks), source.eval_transform, source.num_workers,
                                source.name)
     else:
-        subset = _Subset(source, picks)
+        subset = Subset(source, picks)
     images = [b["image"][b["mask"] > 0] for b in image_batches(subset, config)]
     return pipeline.fit_features(np.concatenate(images), c.features, key=key, max_images=count,
                                  max_descriptors=c.encoder_descriptors, em_iters=c.em_iters)

@@ -69,3 +69,13 @@ from jaxnet.models import alexnet, googlenet  # noqa: E402
 register("alexnet", _fixed_factory(alexnet.AlexNet))
 register("alexnet_onegpu", _fixed_factory(alexnet.AlexNetOneGPU))
 register("googlenet", _fixed_factory(googlenet.GoogLeNet))
+
+from jaxnet.models import cifar, small_cnn  # noqa: E402
+
+for _name, (_depth, _plain) in cifar.NAMES.items():
+    register(_name, cifar.factory(_depth, _plain))
+register("small_cnn", _fixed_factory(small_cnn.SmallCNN))
+
+from jaxnet.models import googlenet_bn  # noqa: E402
+
+register("googlenet_bn", _fixed_factory(googlenet_bn.GoogLeNetBN))

@@ -40,6 +40,10 @@ class AlexNet(nn.Module):
     # paper: N(0, 0.01), biases 1 in conv2/4/5, fc6/7 | he: He-normal conv1-fc7, biases 0 (fc8 keeps
     # N(0, 0.01)). The paper's init needs its 0-255 inputs and large maps; see MODELS_NOTES.md.
     init_scheme: str = "paper"
+    # True: the grouped convs (conv2/4/5) are computed column by column as dot products with an
+    # explicit column axis (ColumnConv), same parameters and outputs; XLA's SPMD partitioner then
+    # keeps each column on its own device of a `model` mesh axis, where it gathers grouped convs.
+    column_parallel: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -51,6 +55,10 @@ class AlexNet(nn.Module):
         one = 1.0 if self.init_scheme == "paper" else 0.0  # the paper's bias for conv2/4/5 and fc6/7
 
         def conv(y, features, kernel, stride=1, groups=1, bias=0.0, name=None):
+            if groups > 1 and self.column_parallel:
+                y = ColumnConv(features * widen, kernel, groups, kernel_init,
+                               nn.initializers.constant(bias), self.dtype, name=name)(y)
+                return act(y)
             # conv1 (stride 4) is unpadded: 227 -> 55; the others keep their input's size.
             y = nn.Conv(features * widen, (kernel, kernel), (stride, stride),
                         padding=[(kernel // 2, kernel // 2)] * 2 if stride == 1 else "VALID",
@@ -112,6 +120,43 @@ class AlexNetOneGPU(nn.Module):
                              name=name)(x))
         x = nn.Dense(self.num_classes, kernel_init=torch_init, dtype=self.dtype, name="fc8")(x)
         return x.astype(jnp.float32)
+
+
+class ColumnConv(nn.Module):
+    """A stride-1, same-padded grouped conv with nn.Conv's parameters (`kernel` [k, k, C/groups,
+    features], `bias`), computed as a sum over the k*k kernel offsets of one dot product each
+    with the column (group) as a batch dimension. Same result as nn.Conv(feature_group_count=
+    groups); when the channels are split over a mesh axis, XLA partitions these dot products
+    column by column with no communication (it gathers whole grouped convs instead)."""
+
+    features: int
+    kernel_size: int
+    groups: int
+    kernel_init: Any
+    bias_init: Any
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        k, g = self.kernel_size, self.groups
+        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1] // g, self.features),
+                            jnp.float32)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+        return column_conv(x.astype(self.dtype), kernel.astype(self.dtype), g) + bias.astype(self.dtype)
+
+
+def column_conv(x, kernel, groups: int):
+    """Grouped conv (stride 1, padding k // 2) of NHWC `x` with an HWIO `kernel` whose output
+    channels are `groups` consecutive blocks: out[..., g-th block] = conv(x[..., g-th input
+    block], kernel[..., g-th block])."""
+    n, h, w, c = x.shape
+    k, _, c_in, features = kernel.shape
+    p = k // 2
+    xg = jnp.pad(x.reshape(n, h, w, groups, c // groups), ((0, 0), (p, p), (p, p), (0, 0), (0, 0)))
+    kg = kernel.reshape(k, k, c_in, groups, features // groups)
+    out = sum(jnp.einsum("nhwgc,cgo->nhwgo", xg[:, dy:dy + h, dx:dx + w], kg[dy, dx])
+              for dy in range(k) for dx in range(k))
+    return out.reshape(n, h, w, features)
 
 
 def _lrn_per_column(x):

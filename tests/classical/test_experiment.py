@@ -256,7 +256,7 @@ def test_eval_cli_prints_the_cnn_line(trained):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     step = records(workdir, "train")[0]["step"]
-    assert (f"test at step {step} (64 examples): loss {metrics['loss']:.4f} | top-1 {metrics['top1_acc']:.4f}"
+    assert (f"test at step {step} (64 examples; center, 1 view(s)): loss {metrics['loss']:.4f} | top-1 {metrics['top1_acc']:.4f}"
             f" (err {metrics['top1_err']:.4f}) | top-5 {metrics['top5_acc']:.4f} (err {metrics['top5_err']:.4f})"
             in out.stdout)
 
