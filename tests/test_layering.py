@@ -12,12 +12,14 @@ LAYERS = {
     "jaxnet.distributed": 0,                                   # core
     "jaxnet.data": 1, "jaxnet.models": 1,                      # data, models
     "jaxnet.training": 2, "jaxnet.classical": 2,               # steps (and the classical algorithms)
-    "jaxnet.weights": 2, "jaxnet.transfer": 2,
+    "jaxnet.weights": 2,
     "jaxnet.loop": 3, "jaxnet.evaluation": 3,                  # loop, evaluators
+    "jaxnet.transfer": 3,  # features of a workdir's network: reads its checkpoints (jaxnet.loop)
     "jaxnet.methods": 4,                                       # methods
     "jaxnet.cli": 5, "jaxnet.report": 5, "train": 5, "eval": 5,  # command lines
 }
-TOOLS = {"bench", "__main__", "curves", "grid_command"}  # command-line modules: the top layer
+TOOLS = {"bench", "__main__", "curves", "study"}  # command-line modules: the top layer
+TOOL_MODULES = {"jaxnet.evaluation.grid"}
 NAMES = ["core", "data/models", "steps", "loop/evaluators", "methods", "CLI"]
 
 
@@ -28,7 +30,7 @@ def module_name(path: Path) -> str:
 
 def layer(module: str):
     """The layer of a jaxnet module (None for other packages)."""
-    if module.split(".")[-1] in TOOLS and module.startswith("jaxnet"):
+    if module in TOOL_MODULES or (module.split(".")[-1] in TOOLS and module.startswith("jaxnet")):
         return 5
     parts = module.split(".")
     for i in range(len(parts), 0, -1):

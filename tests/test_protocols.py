@@ -193,3 +193,19 @@ def test_eval_cli_takes_protocol_and_ensemble(trained):
                           "--protocol=twelve_crop"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "unknown evaluation protocol 'twelve_crop'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_grid_is_the_seeds_table_3_layout(trained, tmp_path):
+    from jaxnet.evaluation.grid import grid, markdown
+
+    _, a, b = trained
+    rows = grid([str(a), str(b)], ["center", "ten_crop"])
+    assert [(r["models"], r["crops"], r["cost"]) for r in rows] == [(1, 1, 1), (1, 10, 10),
+                                                                    (2, 1, 2), (2, 10, 20)]
+    single = json.loads((a / "eval" / "test_ten_crop_step4.json").read_text())
+    assert rows[1]["top5_err"] == single["top5_err"]  # each cell is that evaluation's record
+    assert rows[0]["top5_err_change"] == 0 and rows[3]["top5_err_change"] == pytest.approx(
+        rows[3]["top5_err"] - rows[0]["top5_err"])
+    table = markdown(rows)
+    assert table.splitlines()[2].startswith("| 1 | 1 | center | 1 |") and "| base |" in table
+    assert len(table.splitlines()) == 6

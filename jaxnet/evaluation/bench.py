@@ -1,0 +1,66 @@
+"""What the test protocols cost: wall time per image of each protocol against `center`, on
+ImageNet-shaped data (generated 500x375 JPEGs decoded once per image on the host; the views cut
+on the device), with an untrained ResNet-50 by default.
+
+    python -m jaxnet.evaluation.bench [--model=resnet50] [--images=16] [--batch=8]
+        [--protocols=center,ten_crop,googlenet_144,multiscale]
+
+Each protocol is timed on a second pass (the first compiles); the ratio to center is what the
+views cost: ten crops should cost at most ~10x, 144 crops ~144x, if host decoding is not the
+bottleneck.
+"""
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from jaxnet.cli import parse_flags, start_jax
+from jaxnet.config import imagenet_config
+
+MODEL = flags.DEFINE_string("model", "resnet50", "Registry name of the model.")
+IMAGES = flags.DEFINE_integer("images", 16, "Generated JPEGs evaluated per pass.")
+BATCH = flags.DEFINE_integer("batch", 8, "Evaluation batch (global).")
+SIZE = flags.DEFINE_integer("image_size", 224, "Crop size.")
+PROTOCOLS = flags.DEFINE_list("protocols", ["center", "ten_crop", "googlenet_144", "multiscale"],
+                              "Protocols to time.")
+
+
+def main(argv):
+    del argv
+    config = imagenet_config()
+    config.model.name, config.num_classes = MODEL.value, 1000
+    config.image_size, config.eval_batch_size, config.num_workers = SIZE.value, BATCH.value, 0
+    start_jax(config)
+    from jaxnet.data.bench import RepeatedJpegs, imagenet_like_jpeg
+    from jaxnet.data.sources import encoded_source
+    from jaxnet.evaluation.evaluator import Evaluator, Predictor
+    from jaxnet.mesh import create_mesh, replicated
+    from jaxnet.training.state import build_model, eval_variables, init_variables, input_shape
+    from jaxnet.training.steps import make_predict_fn
+
+    mesh = create_mesh()
+    jpegs = [imagenet_like_jpeg(np.random.default_rng(i)) for i in range(4)]
+    source = encoded_source(RepeatedJpegs(jpegs, IMAGES.value, 1000), config, "jpegs")
+    model = build_model(config)
+    v = init_variables(jax.random.PRNGKey(0), model, input_shape(config))
+    variables = {"params": v["params"], "batch_stats": v.get("batch_stats", {}), "ema_params": {}}
+    predictor = Predictor(make_predict_fn(model, config),
+                          jax.device_put(eval_variables(variables), replicated(mesh)), 0)
+    print(f"{MODEL.value}, {IMAGES.value} images of 500x375, batch {BATCH.value},"
+          f" {jax.device_count()} {jax.devices()[0].platform} device(s)")
+    base = None
+    for protocol in PROTOCOLS.value:
+        evaluator = Evaluator(source, config, mesh, protocol)
+        evaluator(predictor)  # compiles
+        start = time.time()
+        evaluator(predictor)
+        per_image = (time.time() - start) / IMAGES.value
+        base = base or per_image
+        print(f"  {protocol:14s} {evaluator.num_views():4d} views  {per_image * 1000:9.1f} ms/image"
+              f"  {per_image / base:6.1f}x center  ({per_image / base / evaluator.num_views():.2f}x"
+              " per view)")
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
