@@ -1,8 +1,10 @@
 """Evaluate a trained workdir: python eval.py --config=configs/NAME.py --workdir=DIR [--split=test]
-[--step=N] [--protocol=center|ten_crop|googlenet_144|multiscale] [--ensemble=DIR,DIR].
+[--step=N] [--protocol=center|ten_crop|googlenet_144|multiscale] [--ensemble=DIR,DIR]
+[--labels_file=real.json] [--noreport].
 
 Reports loss, top-1/top-5 accuracy and error over the whole split under the chosen test protocol
-(of one model, or the softmax average of an ensemble) and writes WORKDIR/eval/*.json.
+(of one model, or the softmax average of an ensemble), with the metrics beyond top-k, and
+writes WORKDIR/eval/*.json with per-class results, figures and an HTML report beside it.
 """
 import jax
 from absl import app, flags
@@ -15,6 +17,12 @@ STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default:
 PROTOCOL = flags.DEFINE_string(
     "protocol", None, "Test protocol: center, ten_crop, googlenet_144 or multiscale (default:"
     " config.eval_protocol); see jaxnet/evaluation/protocols.py.")
+LABELS_FILE = flags.DEFINE_string(
+    "labels_file", None, "Multi-label truth (ImageNet-ReaL's real.json format: one list of"
+    " acceptable labels per example in split order; empty lists left out), also what the report"
+    " page exports: adds real_top1_acc.")
+REPORT = flags.DEFINE_bool(
+    "report", True, "Also write per-class results, figures and the HTML report beside the JSON.")
 ENSEMBLE = flags.DEFINE_list(
     "ensemble", [], "Other trained workdirs whose softmax is averaged with this one's (each"
     " restored with its own config.json, at its latest checkpoint).")
@@ -27,14 +35,18 @@ def main(argv):
     from jaxnet.methods import evaluate
 
     m = run_reporting_errors(lambda: evaluate(
-        CONFIG.value, workdir_or_default(), SPLIT.value, STEP.value, PROTOCOL.value, ENSEMBLE.value))
+        CONFIG.value, workdir_or_default(), SPLIT.value, STEP.value, PROTOCOL.value, ENSEMBLE.value,
+        LABELS_FILE.value, REPORT.value))
     if jax.process_index() == 0:  # process 0 wrote the file; one report per job
         how = (f"{m['protocol']}, {m['num_views']} view(s)"
                + (f", {len(m['models'])} models" if len(m["models"]) > 1 else ""))
         print(f"{m['split']} at step {m['step']} ({m['num_examples']:,} examples; {how}): "
               f"loss {m['loss']:.4f} | top-1 {m['top1_acc']:.4f} (err {m['top1_err']:.4f}) | "
               f"top-5 {m['top5_acc']:.4f} (err {m['top5_err']:.4f})")
-        print(f"written to {m['path']}")
+        for key in ("real_top1_acc", "hier_cost_top5", "mistake_severity", "ece"):
+            if m.get(key) is not None:
+                print(f"  {key} {m[key]:.4f}")
+        print(f"written to {m['path']}" + (f" (report: {m['files']['page']})" if "files" in m else ""))
 
 
 if __name__ == "__main__":

@@ -57,9 +57,18 @@ def parse_flags(argv):
     sys.exit(2)
 
 
+# XLA aborts a CPU collective whose devices' threads have not all arrived within 40 s: on a
+# machine busy with other jobs, CPU devices that share cores can fall that far behind, so the
+# limit is raised (a job that really hangs still stops, after an hour).
+CPU_COLLECTIVE_TIMEOUT = "--xla_cpu_collective_call_terminate_timeout_seconds=3600"
+
+
 def configure_cpu_devices(config) -> None:
     """Apply --cpu_devices before JAX starts (unless XLA_FLAGS already sets a device count)."""
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):  # tests, benches
+    xla_flags = os.environ.get("XLA_FLAGS", "")
+    if "collective_call_terminate_timeout" not in xla_flags:
+        os.environ["XLA_FLAGS"] = f"{xla_flags} {CPU_COLLECTIVE_TIMEOUT}".strip()
+    if "xla_force_host_platform_device_count" in xla_flags:  # tests, benches
         return
     count = CPU_DEVICES.value
     if count < 0:

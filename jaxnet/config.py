@@ -39,7 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
     """All fields with their defaults (an ImageNet ResNet-50 recipe unless a config says otherwise)."""
     c = ml_collections.ConfigDict()
     c.method = "network"  # a jaxnet.methods registry name: network (a CNN, trained by SGD) |
-    #                       classical (features + linear SVM)
+    #                       classical (features + linear SVM) | probe | finetune | cluster (c.transfer)
     # Model: `name` is a registry name; every other key is passed to create_model as an override.
     c.model = ml_collections.ConfigDict({"name": "resnet50"})
     c.num_classes = 1000
@@ -74,9 +74,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_resize = -1  # eval: shorter side before the centre image_size crop; -1 = image_size *
     #                     256/224 (256 for 224), or the whole image squashed for train_transform=resize
     c.synthetic_examples = 1024  # size of each split of the synthetic dataset
+    c.classes = ()  # class ids kept (every split), relabelled 0..k-1 in this order; () = all
+    c.examples_per_class = 0  # train split: keep this many per class (seeded choice); 0 = all
     # eval.py's test protocol (jaxnet/evaluation/protocols.py): center | ten_crop |
     # googlenet_144 | multiscale; evaluations during training are always center crops
     c.eval_protocol = "center"
+    # eval.py's hierarchy-aware metrics: a class tree (JSON: jaxnet.evaluation.hierarchy); "" =
+    # the dataset's own (Fashion-MNIST's shipped tree, ImageNet's from WordNet), if any
+    c.class_tree = ""
 
     # Optimisation.
     c.batch_size = 256  # global batch, over all devices and hosts
@@ -143,6 +148,28 @@ def base_config() -> ml_collections.ConfigDict:
         "encoder_descriptors": 100_000,  # ... on at most this many of their descriptors,
         "em_iters": 50,  # ... with at most this many EM iterations
     })
+
+    # Transfer (method = probe | finetune | cluster; jaxnet/transfer, README "Transfer"): a
+    # trained or imported network reused on new data.
+    c.transfer = ml_collections.ConfigDict({
+        "source_workdir": "",  # the trained or imported network (a workdir; or a weight file
+        #                        .msgpack/.pth/.safetensors of config.model); cluster: "" = raw pixels
+        "source_step": -1,  # its checkpoint step; -1 = the latest
+        "layer": "pre_logits",  # probe / cluster: features of this layer (python -m
+        #                         jaxnet.transfer.extract --workdir=SOURCE --list_layers)
+        "pool": "avg",  # avg (global average of a spatial map) | none (the map, flattened)
+        "probe_solver": "logistic",  # logistic (multinomial, optax L-BFGS) | svm (jaxnet.classical.svm)
+        "l2": 1e-4,  # probe: L2 weight lam/2 |W|^2 (+ the mean loss)
+        "max_iter": 500,  # probe: L-BFGS iterations at most; cluster: Lloyd iterations per restart
+        "tol": 1e-5,  # probe: stop at this gradient norm; cluster: relative objective decrease
+        "freeze": "",  # finetune: regex over parameter paths ("stage1_block1/conv1/kernel"); matches
+        #                are not trained ("" = train all; "^(?!fc/)" = the new head only)
+        "head_lr_mult": 1.0,  # finetune: the new head's learning rate = this x the schedule's
+        "bn_frozen": False,  # finetune: BatchNorm uses (and keeps) the source's running statistics
+        "clusters": 10,  # cluster: k
+        "pca_dim": 50,  # cluster: PCA dimensions before k-means (0 = none)
+        "restarts": 5,  # cluster: k-means++ restarts; the lowest objective wins
+    })
     return c
 
 
@@ -160,6 +187,19 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             f"unknown config.classical field(s): {', '.join(unknown)}. Valid fields are listed in"
             " jaxnet/config.py (base_config, c.classical)."
         )
+    unknown = sorted(set(config.transfer.keys()) - set(base_config().transfer.keys()))
+    if unknown:
+        raise JaxnetError(
+            f"unknown config.transfer field(s): {', '.join(unknown)}. Valid fields are listed in"
+            " jaxnet/config.py (base_config, c.transfer)."
+        )
+    classes = list(config.classes)
+    if classes and (len(set(classes)) != len(classes) or min(classes) < 0
+                    or len(classes) != config.num_classes):
+        raise JaxnetError(f"config.classes must be distinct class ids >= 0, as many as"
+                          f" config.num_classes ({config.num_classes}); got {tuple(classes)}")
+    if config.examples_per_class < 0:
+        raise JaxnetError(f"config.examples_per_class must be >= 0, got {config.examples_per_class}")
     if "name" not in config.model:
         raise JaxnetError("config.model.name is missing: set it to a model name, e.g. resnet50")
     if config.dtype not in ("float32", "bfloat16"):
@@ -258,6 +298,26 @@ def fashion_mnist_config() -> ml_collections.ConfigDict:
     c.std = (90.02,)
     c.augment = "crop_flip"
     c.crop_padding = 2
+    c.batch_size = 128
+    c.eval_batch_size = 500
+    return c
+
+
+def cifar10_config() -> ml_collections.ConfigDict:
+    """CIFAR-10 data settings (tfds `cifar10`, prepared or downloaded into data_dir): 32x32 RGB, 10
+    classes, the ResNet paper's 4-pixel pad + random 32 crop + flip, the 10,000 test images."""
+    c = base_config()
+    c.dataset = "cifar10"
+    c.num_classes = 10
+    c.image_size = 32
+    c.channels = 3
+    c.mean = (125.31, 122.95, 113.87)  # train-split pixel mean / std, in uint8 units
+    c.std = (62.99, 62.09, 66.70)
+    c.train_transform = "resize"  # decoded whole (32 px), then the small-image augment below
+    c.augment = "crop_flip"
+    c.crop_padding = 4
+    c.eval_split = "test"
+    c.num_workers = -1
     c.batch_size = 128
     c.eval_batch_size = 500
     return c

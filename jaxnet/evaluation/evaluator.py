@@ -6,7 +6,8 @@ batch padded, padding masked out of every sum), runs the prediction and the metr
 jitted function, adds the sums up on the host and turns them into the contract's metric names
 (loss, top1/top5 accuracy and error, num_examples) plus those of any extra metrics (objects with
 jittable `sums(probs, labels, mask)` and host `finalize(totals)`; `uses_index = True` adds each
-row's position in the split). Under a multi-view protocol or for an ensemble, the class scores
+row's position in the split); `collectors` get every batch's rows (index, label, softmax,
+mask) on the host, e.g. to keep the most confident mistakes. Under a multi-view protocol or for an ensemble, the class scores
 are the log of the softmax averaged over views and models (jaxnet.evaluation.protocols), and
 the loss is its negative log-likelihood.
 """
@@ -60,9 +61,10 @@ def summarize(sums) -> dict:
 class Evaluator:
     """Evaluates predictors on one split: `evaluator(predictor or [predictors]) -> metrics`."""
 
-    def __init__(self, source, config, mesh, protocol: str = "center", metrics=()):
+    def __init__(self, source, config, mesh, protocol: str = "center", metrics=(), collectors=()):
         self.source, self.config, self.mesh = source, config, mesh
         self.protocol, self.metrics = protocol, tuple(metrics)
+        self.collectors = tuple(collectors)  # host objects fed every batch's rows (see __call__)
         self.parts = protocols.canvas_parts(source, protocol, config)
         self._compiled = {}  # one jitted sums function per (predict_fns, loss_fn)
 
@@ -88,7 +90,9 @@ class Evaluator:
                 for metric in self.metrics:
                     extra = (batch["index"],) if getattr(metric, "uses_index", False) else ()
                     out.update(metric.sums(probs, labels, mask, *extra))
-                return out
+                rows = ({"index": batch["index"], "label": labels, "probs": probs, "mask": mask}
+                        if self.collectors else None)
+                return out, rows
 
             self._compiled[key] = jax.jit(sums, out_shardings=replicated(self.mesh))
         return self._compiled[key]
@@ -107,14 +111,19 @@ class Evaluator:
         sums_fn, totals = self._sums_fn(predictors), None
         params = [p.params for p in predictors]
         for local_batch in self.batches():
-            sums = sums_fn(params, shard_batch(local_batch, self.mesh))
+            sums, rows = sums_fn(params, shard_batch(local_batch, self.mesh))
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+            if rows is not None:
+                rows = jax.device_get(rows)
+                for collector in self.collectors:
+                    collector.update(rows["index"], rows["label"], rows["probs"], rows["mask"])
         totals = {k: np.asarray(jax.device_get(v), np.float64 if np.ndim(v) == 0 else None)
                   for k, v in totals.items()}
         metrics = summarize(totals)
         if metrics["num_examples"] != len(self.source):
             raise RuntimeError(f"evaluated {metrics['num_examples']} examples, the split has"
                                f" {len(self.source)}")
-        for metric in self.metrics:
-            metrics.update(metric.finalize(totals))
+        for metric in self.metrics:  # their own names; the contract's above are not replaced
+            for key, value in metric.finalize(totals).items():
+                metrics.setdefault(key, value)
         return metrics

@@ -22,6 +22,7 @@ from jaxnet.config import validate_config
 from jaxnet.data.sources import create_source
 from jaxnet.evaluation.evaluator import Evaluator
 from jaxnet.evaluation.protocols import check_protocol
+from jaxnet.evaluation.report import PER_CLASS_KEYS, Report
 from jaxnet.loop.checkpoint import Checkpointer
 from jaxnet.loop.logger import MetricLogger
 from jaxnet.loop.run import Run
@@ -31,6 +32,9 @@ from jaxnet.mesh import check_batch_size, create_mesh
 METHODS = {
     "network": "jaxnet.methods.network",  # a CNN trained by SGD (jaxnet.loop.training)
     "classical": "jaxnet.methods.classical",  # features + linear SVM (jaxnet.classical)
+    "probe": "jaxnet.methods.probe",  # a linear probe on a network's layer (jaxnet.transfer)
+    "finetune": "jaxnet.methods.finetune",  # a network fine-tuned from another (jaxnet.transfer)
+    "cluster": "jaxnet.methods.cluster",  # PCA + k-means of a layer's features (jaxnet.transfer)
 }
 
 
@@ -114,23 +118,30 @@ def ensemble_member(config, workdir, mesh):
 
 
 def evaluate(config, workdir, split=None, step=None, protocol=None, ensemble=(),
-             metrics=()) -> dict:
+             labels_file=None, report=True) -> dict:
     """Restore `step` (default: the latest) of `workdir` and evaluate it on `split` (default:
     config.eval_split) under `protocol` (default: config.eval_protocol), averaged with the
-    latest checkpoints of the `ensemble` workdirs; write the eval file; return its record
-    (+ `path`). `metrics`: extra evaluator metrics."""
+    latest checkpoints of the `ensemble` workdirs; write the eval file and, with `report`, the
+    metrics beyond top-k, per-class results, figures and the report page beside it
+    (jaxnet.evaluation.report), scoring against `labels_file` (ReaL format) too when given.
+    Returns the eval file's record (+ `path`, and `files` for the report's)."""
     _, mesh = _start(config)
     workdir, split = Path(workdir), split or config.eval_split
     protocol = protocol or config.eval_protocol
     check_protocol(protocol)
     source = create_source(config, split)
+    extras = Report(config, len(source), labels_file) if report else None
     predictors = [restore(config, workdir, mesh, step)]
     predictors += [ensemble_member(config, member, mesh) for member in ensemble]
-    evaluator = Evaluator(source, config, mesh, protocol, metrics)
+    evaluator = Evaluator(source, config, mesh, protocol, extras.metrics if extras else (),
+                          [extras] if extras else ())
     start = time.time()
     results = evaluator(predictors)
     models = [(workdir, predictors[0].step)] + [(m, p.step) for m, p in zip(ensemble, predictors[1:])]
     record = eval_record(models, split, results, time.time() - start, protocol, evaluator.num_views())
     if jax.process_index() == 0:
-        record["path"] = str(write_eval_file(workdir, record))
+        path = write_eval_file(workdir, {k: v for k, v in record.items() if k not in PER_CLASS_KEYS})
+        if extras:
+            record["files"] = extras.write(record, path, source)
+        record["path"] = str(path)
     return record
