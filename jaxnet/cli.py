@@ -1,4 +1,6 @@
 """What train.py and eval.py share: flags, config loading, and turning user errors into messages."""
+import ast
+import difflib
 import math
 import os
 import sys
@@ -39,22 +41,58 @@ CACHE_DIR = flags.DEFINE_string(
 
 
 def parse_flags(argv):
-    """absl's parser, but an unknown or ill-typed --config.FIELD exits 2 with a one-line message.
+    """absl's parser, with jaxnet's rules for --config.FIELD:
+    - any model option can be set (`--config.model.width=32`), also one the config file does
+      not set: those arguments are applied after the file is read, with Python literal syntax
+      (`--config.model.stage_sizes=(1,1)`), and the model checks them when it is built;
+    - an unknown or ill-typed field exits 2 with one line, naming the closest valid field.
     Logs at WARNING unless --verbosity says otherwise (0: every host's progress and orbax's INFO)."""
+    model_args = [a for a in argv[1:] if a.startswith("--config.model.")
+                  and not a.startswith("--config.model.name=")]
+    sys.argv = [a for a in sys.argv if a not in model_args]  # config_flags reads sys.argv too
     try:
-        remaining = flags.FLAGS(argv)
-        if not flags.FLAGS["verbosity"].present:
-            logging.set_verbosity(logging.WARNING)
-        return remaining
-    except (AttributeError, KeyError) as e:
-        bad = [a for a in argv[1:] if a.startswith("--config.")]
-        field = str(e).strip("\"'")
-        print(f"error: unknown config field {field!r} (in {' '.join(bad)}); the valid fields are"
-              " those printed at the start of training, listed in jaxnet/config.py",
-              file=sys.stderr)
-    except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+        remaining = flags.FLAGS([a for a in argv if a not in model_args])
+    except (AttributeError, KeyError, flags.Error) as e:
+        print(f"error: {config_flag_error(argv, e)}", file=sys.stderr)
+        sys.exit(2)
+    if CONFIG.value is not None:
+        with CONFIG.value.unlocked():
+            for arg in model_args:
+                key, _, text = arg[len("--config.model."):].partition("=")
+                CONFIG.value.model[key] = literal(text)
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    return remaining
+
+
+def literal(text: str):
+    """A command-line value as a Python literal (32, 0.5, True, (1, 1)), else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def config_flag_error(argv, error) -> str:
+    """The one-line message for a --config.FIELD absl or ml_collections refused."""
+    from jaxnet.config import base_config
+
+    known = base_config()
+    for arg in argv[1:]:
+        if not arg.startswith("--config."):
+            continue
+        path = arg[len("--config."):].split("=")[0].split(".")
+        section, fields = known, list(known.keys())
+        for i, part in enumerate(path):
+            if part not in fields:
+                where = ".".join(["config"] + path[:i])
+                close = difflib.get_close_matches(part, fields, n=1)
+                hint = f"; did you mean {where}.{close[0]}?" if close else "."
+                return (f"unknown config field {'.'.join(path)!r} (in {arg}){hint} The fields are"
+                        " listed in jaxnet/config.py")
+            section = section[part]
+            fields = list(section.keys()) if hasattr(section, "keys") else []
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 # XLA aborts a CPU collective whose devices' threads have not all arrived within 40 s: on a
@@ -103,9 +141,12 @@ def workdir_or_default() -> Path:
 
 
 def run_reporting_errors(fn):
-    """Call fn(); a JaxnetError (bad config, missing data, ...) exits 1 with its message only."""
+    """Call fn(); a JaxnetError (bad config, missing data, ...) exits 1 with its message only
+    (the traceback too with --verbosity=1 or JAXNET_DEBUG=1)."""
     try:
         return fn()
     except JaxnetError as e:
+        if os.environ.get("JAXNET_DEBUG") == "1" or logging.get_verbosity() >= logging.DEBUG:
+            raise
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)

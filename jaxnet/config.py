@@ -4,6 +4,7 @@ Config files under configs/ start from `base_config()` and change fields; a fiel
 here is a typo, and `validate_config` names it instead of silently ignoring it.
 """
 import copy
+import difflib
 
 import ml_collections
 
@@ -175,11 +176,14 @@ def base_config() -> ml_collections.ConfigDict:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Raise JaxnetError naming any field unknown to `base_config()` or any value out of range."""
-    unknown = sorted(set(config.keys()) - set(base_config().keys()))
+    known = set(base_config().keys())
+    unknown = sorted(set(config.keys()) - known)
     if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
         raise JaxnetError(
-            f"unknown config field(s): {', '.join(unknown)}. Valid fields are listed in "
-            "jaxnet/config.py (base_config)."
+            f"unknown config field(s): {', '.join(unknown)}"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + ". Valid fields are listed in jaxnet/config.py (base_config)."
         )
     unknown = sorted(set(config.classical.keys()) - set(base_config().classical.keys()))
     if unknown:
@@ -210,6 +214,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             raise JaxnetError(f"config.{field} must be positive, got {config[field]}")
     if config.num_epochs <= 0:
         raise JaxnetError(f"config.num_epochs must be positive, got {config.num_epochs}")
+    if config.optimizer != "sgd":
+        raise JaxnetError(f"config.optimizer must be sgd (with momentum / nesterov), got {config.optimizer!r}")
+    if config.lr_scaling not in ("linear", "none"):
+        raise JaxnetError(f"config.lr_scaling must be linear or none, got {config.lr_scaling!r}")
     if config.schedule not in ("cosine", "multistep", "exponential", "plateau", "constant"):
         raise JaxnetError("config.schedule must be cosine, multistep, exponential, plateau or"
                           f" constant, got {config.schedule!r}")

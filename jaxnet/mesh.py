@@ -51,6 +51,14 @@ def shard_batch(local_batch, mesh: Mesh):
     )
 
 
+def one_at_a_time(mesh) -> bool:
+    """Whether to wait for each computation before dispatching the next: on several CPU devices
+    (cores split into devices), a computation queued behind its inputs holds one of XLA:CPU's
+    worker threads, and on a busy machine the other devices' halves of a collective can then
+    wait for a thread forever. GPUs and TPUs keep JAX's asynchronous dispatch."""
+    return mesh.devices.flat[0].platform == "cpu" and mesh.size > 1
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity where the OS has one, as on Linux)."""
     if hasattr(os, "sched_getaffinity"):

@@ -17,6 +17,7 @@ LAYERS = {
     "jaxnet.transfer": 3,  # features of a workdir's network: reads its checkpoints (jaxnet.loop)
     "jaxnet.methods": 4,                                       # methods
     "jaxnet.cli": 5, "jaxnet.report": 5, "train": 5, "eval": 5,  # command lines
+    "jaxnet.experiments": 5,                                   # the report's experiments
 }
 TOOLS = {"bench", "__main__", "curves", "study"}  # command-line modules: the top layer
 TOOL_MODULES = {"jaxnet.evaluation.grid"}

@@ -119,3 +119,19 @@ def test_unwritable_workdir_is_reported(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(JaxnetError, match="not writable"):
         train(get_config(), blocker / "run")
+
+
+def test_records_logged_after_the_restored_checkpoint_are_not_repeated(tmp_path):
+    """As after a kill -9 between step 6's records and its checkpoint: a resumed run's
+    metrics.jsonl holds exactly an uninterrupted run's records, in order."""
+    import shutil
+
+    config = get_config()
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    train(config, full)
+    assert train(config, killed, stop_at_step=6) is None  # records and checkpoints up to 6
+    shutil.rmtree(killed / "checkpoints" / "6")  # ... but the checkpoint at 6 never finished
+    train(config, killed)  # resumes from 4: steps 5-6 are logged again
+    records = without_timing(read_metrics(killed))
+    assert [r["step"] for r in records] == [r["step"] for r in read_metrics(full)]
+    assert records == without_timing(read_metrics(full))

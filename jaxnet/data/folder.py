@@ -13,7 +13,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".ti
 
 
 class FolderRecords:
-    """Random access to (file bytes, label): {"image": bytes, "label": int32}."""
+    """Random access to (file bytes, label): {"image": bytes, "label": int32, "where": its path}
+    (decode errors quote `where`)."""
 
     def __init__(self, files, labels, classes):
         self.files, self.labels, self.classes = list(files), np.asarray(labels, np.int32), classes
@@ -22,7 +23,12 @@ class FolderRecords:
         return len(self.files)
 
     def __getitem__(self, index):
-        return {"image": Path(self.files[index]).read_bytes(), "label": self.labels[index]}
+        path = self.files[index]
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise JaxnetError(f"{path}: cannot read it ({e.strerror or e})") from None
+        return {"image": data, "label": self.labels[index], "where": str(path)}
 
 
 def class_names(root) -> list:

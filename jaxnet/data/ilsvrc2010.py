@@ -29,7 +29,7 @@ import tensorflow_datasets as tfds
 from tqdm import tqdm
 
 from jaxnet import JaxnetError
-from jaxnet.data.imagenet import open_tar, tar_errors, to_rgb_jpeg
+from jaxnet.data.imagenet import open_tar, preparing, tar_errors, to_rgb_jpeg
 
 NAME = "ilsvrc2010"
 VERSION = "1.0.0"
@@ -299,7 +299,8 @@ def prepare_ilsvrc2010(manual_dir, data_dir=""):
     tfds.disable_progress_bar()  # its bars give no ETA here: ours do
     builder = Ilsvrc2010(devkit=devkit, test_truth=test_truth, test_truth_name=test_where,
                          data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    with preparing(builder):  # removes what a killed run left; refuses a concurrent one
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
     return builder
 
 

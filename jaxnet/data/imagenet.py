@@ -5,8 +5,12 @@ PNG images with TensorFlow ops. `Imagenet2012` here is the same dataset (name, v
 splits, class order, on-disk layout) generated with `tarfile` and Pillow only, so
 `tfds.data_source("imagenet2012", data_dir=...)` reads the result as if tfds had made it.
 """
+import contextlib
+import fcntl
 import io
 import os
+import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -25,7 +29,10 @@ TRAIN_IMAGES = 1_281_167  # in ILSVRC2012_img_train.tar, all 1000 classes
 
 
 def read_lines(path) -> list:
-    return Path(path).read_text().split()
+    try:
+        return Path(path).read_text().split()
+    except OSError as e:
+        raise JaxnetError(f"{path}: cannot read it ({e.strerror or e})") from None
 
 
 def imagenet_classes() -> list:
@@ -40,7 +47,8 @@ def validation_labels(val_names, labels_file=VALIDATION_LABELS_FILE) -> dict:
     names = sorted(val_names)
     if len(labels) != len(names):
         raise JaxnetError(f"{labels_file} has {len(labels)} labels but the validation tar holds"
-                          f" {len(names)} images")
+                          f" {len(names)} images: pass the validation tar's label file with"
+                          " --validation_labels=FILE (one wnid per image, in file-name order)")
     return dict(zip(names, labels))
 
 
@@ -177,20 +185,84 @@ class Imagenet2012(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             yield name, {"image": data, "label": wnid, "file_name": name}
 
 
+def check_wnids(classes) -> None:
+    """`classes` (a --classes subset) must be ILSVRC-2012 wnids: an unknown one would be a class
+    without images."""
+    if not classes:
+        raise JaxnetError("--classes lists no wnids")
+    known = set(imagenet_classes())
+    unknown = [c for c in classes if c not in known]
+    if unknown:
+        named = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        verb = "is not an ILSVRC-2012 class" if len(unknown) == 1 else "are not ILSVRC-2012 classes"
+        raise JaxnetError(f"--classes: {named} {verb} (the 1000 wnids of {LABELS_FILE},"
+                          " e.g. n01440764)")
+
+
+def describe_classes(classes) -> str:
+    if list(classes) == imagenet_classes():
+        return "all 1000 classes"
+    shown = ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
+    return f"{len(classes)} classes ({shown})"
+
+
+def check_prepared_classes(builder) -> None:
+    """A dataset already prepared where `builder` would write must hold its classes (the label
+    feature's names record the --classes subset): re-running with another subset is refused."""
+    if not builder.is_prepared():
+        return
+    prepared = tfds.builder_from_directory(builder.data_dir).info.features["label"].names
+    if list(prepared) != list(builder.classes):
+        raise JaxnetError(f"{builder.data_dir} already holds imagenet2012 prepared with"
+                          f" {describe_classes(prepared)}, not the {describe_classes(builder.classes)}"
+                          f" asked for: pass another --data_dir, or delete {builder.data_dir} and"
+                          " run again")
+
+
+@contextlib.contextmanager
+def preparing(builder):
+    """Hold a lock beside `builder`'s dataset directory while preparing it. A second preparation
+    into the same place is refused; `incomplete.*` directories there that no running preparation
+    holds (left by a killed one: tfds removes its own only on a clean error) are deleted first,
+    said in one line."""
+    root = Path(builder.data_dir).parent  # DATA/NAME[/CONFIG]: tfds's incomplete.XXXXXX_VERSION
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".jaxnet_prepare.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JaxnetError(f"another preparation of {builder.name} is writing into {root}: wait"
+                              " for it to finish (or stop it) and run again") from None
+        stale = sorted(d for d in root.glob("incomplete.*") if d.is_dir())
+        if stale:
+            size = sum(f.stat().st_size for d in stale for f in d.rglob("*") if f.is_file())
+            for d in stale:
+                shutil.rmtree(d, ignore_errors=True)
+            print(f"removed {', '.join(str(d) for d in stale)} ({size / 1e9:.1f} GB), left by an"
+                  " interrupted preparation", file=sys.stderr)
+        yield
+
+
 def prepare_imagenet(manual_dir, data_dir="", classes=None,
                      validation_labels_file=VALIDATION_LABELS_FILE):
     """Convert the two ILSVRC-2012 tars in `manual_dir` into tfds ArrayRecord files under
     `data_dir` (default: $JAXNET_DATA_DIR, then tfds's ~/tensorflow_datasets).
 
     tfds writes into a temporary `incomplete.*` directory and renames it only when every split is
-    done, so an interrupted run leaves no half dataset: run the same command again. Returns the
-    builder (its `data_dir` is where the dataset is, `fixed` the re-encoded images).
+    done, so an interrupted run leaves no half dataset: run the same command again (it removes
+    what a killed run left). The class subset is recorded as the label feature's names; a
+    dataset already prepared there with other classes is refused. Returns the builder (its
+    `data_dir` is where the dataset is, `fixed` the re-encoded images).
     """
+    if classes is not None:
+        check_wnids(classes)
     data_dir = data_dir or os.environ.get("JAXNET_DATA_DIR") or None
     tfds.disable_progress_bar()  # its bars give no ETA here (no split sizes known): ours do
     builder = Imagenet2012(data_dir=data_dir, file_format="array_record", classes=classes,
                            validation_labels_file=validation_labels_file)
+    check_prepared_classes(builder)
     config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-    builder.download_and_prepare(download_config=config)
+    with preparing(builder):
+        builder.download_and_prepare(download_config=config)
     return builder
 

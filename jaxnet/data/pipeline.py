@@ -2,16 +2,21 @@
 exactly-once evaluation pass.
 
 Images stay uint8 on the host (a quarter of float32's bandwidth); normalisation happens on the
-device inside the jitted step (`jaxnet.training.steps.normalize`).
+device inside the jitted step (`jaxnet.training.steps.normalize`). An image that does not decode
+is a one-line JaxnetError naming it (its file, or dataset, split and record index); raised in a
+grain worker process, grain re-raises it in this one with its type and message unchanged.
 """
 import math
+import os
+import threading
+import time
 
 import grain
 import numpy as np
 from absl import flags
 
 from jaxnet.data.sources import EncodedSource
-from jaxnet.data.transforms import TrainTransform
+from jaxnet.data.transforms import TrainTransform, locate_errors
 
 
 class AugmentBatch(grain.transforms.RandomMap):
@@ -104,7 +109,7 @@ def train_loader(source, config, process_index: int = 0, process_count: int = 1)
                .shuffle(seed=config.seed)
                .repeat())  # reshuffles each epoch: epoch e uses seed + e
     if encoded:  # per example, seeded by its global position: independent of processes
-        dataset = dataset.random_map(train_transform(config), seed=config.seed)
+        dataset = dataset.random_map(locate_errors(train_transform(config)), seed=config.seed)
     dataset = (dataset[process_index::process_count]
                .batch(local_batch_size(config.batch_size, process_count), drop_remainder=True))
     small_image_augment = not encoded or config.train_transform == "resize"
@@ -131,8 +136,22 @@ def _prefetch(dataset: grain.MapDataset, num_workers: int):
         if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (outside an absl app)
             flags.FLAGS.mark_as_parsed()
         dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
-                                                                   per_worker_buffer_size=2))
+                                                                   per_worker_buffer_size=2),
+                                      worker_init_fn=exit_with_parent)
     return dataset
+
+
+def exit_with_parent(worker_index: int = 0, worker_count: int = 1) -> None:
+    """In a worker process: exit as soon as the process that started it is gone, also after a
+    `kill -9` of it (which runs no clean-up), instead of lingering with its memory."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def num_eval_batches(num_examples: int, global_batch: int) -> int:
@@ -154,7 +173,7 @@ def eval_batches(source, global_batch: int, process_index: int = 0, process_coun
     if isinstance(source, EncodedSource):  # decode in grain worker processes
         template = source[0]
         shard = (grain.MapDataset.source(source.records)[process_index::process_count]
-                 .map(source.eval_transform).batch(local, drop_remainder=False))
+                 .map(locate_errors(source.eval_transform)).batch(local, drop_remainder=False))
         batches = iter(_prefetch(shard, source.num_workers))
         for b in range(count):
             batch = next(batches, None)

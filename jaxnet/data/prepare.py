@@ -10,7 +10,9 @@ back with tfds.data_source("imagenet2012", data_dir=DATA_DIR) and by `--config.d
 ilsvrc2010 reads ILSVRC2010_images_{train,val,test}.tar, ILSVRC2010_devkit-1.0.tar.gz and
 ILSVRC2010_test_ground_truth.txt from --manual_dir: DATA_DIR/ilsvrc2010/1.0.0 (train, validation,
 test; label = ILSVRC2010_ID - 1 from the devkit's meta.mat), read by --config.dataset=ilsvrc2010.
-An interrupted run leaves only a temporary `incomplete.*` directory: run the command again.
+An interrupted run leaves only a temporary `incomplete.*` directory: run the command again (it
+removes that directory, saying so). imagenet2012 --classes=FILE keeps a subset of wnids, recorded
+as the label names: re-running into the same --data_dir with another subset is refused.
 """
 import argparse
 import io
@@ -22,7 +24,7 @@ import PIL.Image
 
 from jaxnet import JaxnetError
 from jaxnet.data.ilsvrc2010 import prepare_ilsvrc2010
-from jaxnet.data.imagenet import VALIDATION_LABELS_FILE, prepare_imagenet, read_lines
+from jaxnet.data.imagenet import VALIDATION_LABELS_FILE, prepare_imagenet, preparing, read_lines
 
 
 def tfds_builder(name: str, data_dir=None):
@@ -51,7 +53,8 @@ def download_and_prepare(builder, data_dir=None) -> None:
     """builder.download_and_prepare() without TensorFlow: tfds encodes the images that a builder
     yields as arrays (cifar10, cifar100, ...) with TensorFlow, so a subclass of the builder hands
     them over already encoded, by Pillow, in the image feature's format (PNG unless it says JPEG)."""
-    pillow_encoding(builder, data_dir).download_and_prepare()
+    with preparing(builder):  # removes what a killed run left; refuses a concurrent one
+        pillow_encoding(builder, data_dir).download_and_prepare()
 
 
 def pillow_encoding(builder, data_dir=None):
@@ -112,7 +115,7 @@ def main(argv=None) -> int:
         if args.dataset == "imagenet2012":
             if not args.manual_dir:
                 raise JaxnetError("imagenet2012 needs --manual_dir=DIR (where the two tars are)")
-            classes = sorted(read_lines(args.classes)) if args.classes else None
+            classes = sorted(set(read_lines(args.classes))) if args.classes else None
             builder = prepare_imagenet(args.manual_dir, args.data_dir, classes,
                                        args.validation_labels)
             if builder.fixed:

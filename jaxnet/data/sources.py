@@ -4,6 +4,7 @@ Grain reads them by index, so shuffling, sharding over hosts and resuming need n
 """
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,13 @@ class ArraySource:
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (gzipped or not), the format of MNIST and Fashion-MNIST."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # cut short, corrupt, not gzip, unreadable
+        problem = "is truncated" if isinstance(e, EOFError) else "cannot be read"
+        raise JaxnetError(f"{path} {problem} ({getattr(e, 'strerror', None) or e}): download it"
+                          " again") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise JaxnetError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
@@ -144,6 +150,36 @@ class Subset:
         return self.source[int(self.indices[i])]
 
 
+class LocatedRecords:
+    """A prepared split's records (a tfds ArrayRecord data source) with a `where` field, "NAME
+    SPLIT record I (FILE_NAME) in DIRECTORY", that decode errors quote; a record that cannot be
+    read (a damaged file) is a JaxnetError saying the same."""
+
+    def __init__(self, records, split_name: str, directory):
+        self.records, self.split_name, self.directory = records, split_name, directory
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index):
+        where = f"{self.split_name} record {index}"
+        damaged = f" in {self.directory} is damaged; prepare the dataset again"
+        try:
+            row = self.records[index]
+        except (RuntimeError, ValueError, OSError, EOFError) as e:  # array_record: "Corrupted ..."
+            raise JaxnetError(f"{where} cannot be read ({first_line(e)}): the file{damaged}") from None
+        if not isinstance(row.get("image"), (bytes, np.bytes_)):
+            raise JaxnetError(f"{where} has no encoded image: the file{damaged}")
+        name = row.get("file_name")
+        if name is not None and len(name):
+            where += f" ({name.decode(errors='replace') if isinstance(name, bytes) else name})"
+        return {**row, "where": f"{where} in {self.directory}"}
+
+
+def first_line(error) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 class EncodedSource:
     """Encoded images (JPEG/PNG bytes) with labels, decoded per example inside grain.
 
@@ -161,10 +197,55 @@ class EncodedSource:
         return len(self.records)
 
     def __getitem__(self, index):
-        return self.eval_transform.map(self.records[index])
+        from jaxnet.data.transforms import locate_errors
+
+        return locate_errors(self.eval_transform).map(self.records[index])
 
     def __repr__(self) -> str:
         return f"EncodedSource({self.name}, {len(self)} images)"
+
+
+def check_decodable(source, progress=None, thorough: bool = False, threads: int = 0) -> int:
+    """Check that every image of `source` decodes, so that a damaged image (say in the eval
+    split) stops a run at its start, not at its first evaluation hours in. Cheap: per image the
+    header, and the end-of-image marker a cut-short JPEG lacks (jaxnet.data.transforms.
+    check_image; `thorough`: decode each at 1/8 scale); `threads` read and check in parallel
+    (0: one per usable core, at most 16). Raises one JaxnetError naming up to three bad images
+    (their files, or dataset, split and record index) and how many there are. In-memory sources
+    (Fashion-MNIST, synthetic) have nothing to check. `progress`: None or an object with
+    update(n), such as a tqdm bar. Returns the number of images checked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jaxnet.data.transforms import check_image, decode_error
+
+    if not isinstance(source, EncodedSource):
+        return 0
+    records = source.records
+
+    def check(start):
+        problems = []
+        for i in range(start, min(start + 64, len(records))):
+            record = None
+            try:
+                record = records[i]
+                check_image(record["image"], thorough)
+            except JaxnetError as e:  # the record cannot be read (it says where) or decoded
+                problems.append(str(decode_error(record, e)) if record is not None else str(e))
+        return problems
+
+    bad = []
+    threads = threads or min(16, usable_cores())
+    with ThreadPoolExecutor(threads) as pool:
+        for start, problems in zip(range(0, len(records), 64),
+                                   pool.map(check, range(0, len(records), 64))):
+            bad += problems
+            if progress is not None:
+                progress.update(min(64, len(records) - start))
+    if bad:
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        count = f"{len(bad)} of {len(records)} images of {source.name} do not decode: " if len(bad) > 1 else ""
+        raise JaxnetError(count + "; ".join(bad[:3]) + more)
+    return len(records)
 
 
 def resolve_workers(config) -> int:
@@ -222,30 +303,119 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
         raise JaxnetError(f"{name} has splits {', '.join(on_disk.splits)}, not {split!r}"
                           " (set config.train_split / config.eval_split)")
     classes = on_disk.features["label"].num_classes
-    if classes != config.num_classes:
-        raise JaxnetError(f"{name} in {builder.data_dir} has {classes} classes but"
-                          f" config.num_classes is {config.num_classes}")
+    check_classes(classes, config, f"{name} in {builder.data_dir}")
     records = tfds.data_source(name, split=split, data_dir=data_dir, download=False,
                                decoders={"image": tfds.decode.SkipDecoding()})
+    records = LocatedRecords(records, f"{name} {split}", builder.data_dir)
     return encoded_source(records, config, f"{name}:{split}")
 
 
 def create_source(config, split: str):
-    """The source for `split` of `config.dataset`; missing data raises JaxnetError saying what to do."""
+    """The source for `split` of `config.dataset`, restricted to config.classes (relabelled) and,
+    for the train split, to config.examples_per_class; missing data raises JaxnetError."""
+    source = _dataset_source(config, split)
+    if not config.classes and not (config.examples_per_class and split == config.train_split):
+        return source
+    per_class = config.examples_per_class if split == config.train_split else 0
+    return select_examples(source, config.classes, per_class, config.seed)
+
+
+def dataset_classes(config) -> int:
+    """How many classes the dataset itself has as the config sees it: config.num_classes, or
+    enough for the ids in config.classes when it picks a subset."""
+    return max(config.num_classes, max(config.classes) + 1) if config.classes else config.num_classes
+
+
+def check_classes(found: int, config, where) -> None:
+    """A dataset with `found` classes must have config.num_classes, or every id of config.classes."""
+    if config.classes and max(config.classes) >= found:
+        raise JaxnetError(f"{where} has {found} classes; config.classes asks for {tuple(config.classes)}")
+    if not config.classes and found != config.num_classes:
+        raise JaxnetError(f"{where} has {found} classes but config.num_classes is {config.num_classes}")
+
+
+def source_labels(source) -> np.ndarray:
+    """Every example's label, without decoding images where the source allows it."""
+    if isinstance(source, ArraySource):
+        return source.labels
+    rows = source.records if isinstance(source, EncodedSource) else source
+    return np.array([int(rows[i]["label"]) for i in range(len(rows))], np.int64)
+
+
+class Relabelled:
+    """A source (or an EncodedSource's records) with its labels mapped through `mapping`."""
+
+    def __init__(self, source, mapping: dict):
+        self.source, self.mapping = source, mapping
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, i):
+        row = dict(self.source[i])
+        row["label"] = self.mapping[int(row["label"])]
+        return row
+
+
+def select_examples(source, classes=(), per_class: int = 0, seed: int = 0):
+    """The examples of `classes` (relabelled 0..k-1 in that order; () = all classes, labels kept)
+    and, with `per_class` > 0, at most that many of each class: the first ones of a permutation
+    seeded by `seed`, kept in the source's order."""
+    labels = source_labels(source)
+    keep = np.isin(labels, classes) if len(classes) else np.ones(len(labels), bool)
+    if per_class:
+        order = np.random.default_rng(seed).permutation(len(labels))
+        order = order[keep[order]]
+        chosen, counts = [], {}
+        for i in order:
+            if counts.get(labels[i], 0) < per_class:
+                counts[labels[i]] = counts.get(labels[i], 0) + 1
+                chosen.append(i)
+        index = np.sort(np.asarray(chosen, np.int64))
+    else:
+        index = np.flatnonzero(keep)
+    if not len(index):
+        raise JaxnetError(f"no examples of classes {tuple(classes)} in {source!r}")
+    mapping = {int(c): k for k, c in enumerate(classes)}
+    if isinstance(source, ArraySource):
+        new = labels[index] if not mapping else np.array([mapping[int(v)] for v in labels[index]])
+        return ArraySource(source.images[index], new)
+    if isinstance(source, EncodedSource):
+        records = Subset(source.records, index)
+        return EncodedSource(Relabelled(records, mapping) if mapping else records,
+                             source.eval_transform, source.num_workers, source.name)
+    subset = Subset(source, index)
+    return Relabelled(subset, mapping) if mapping else subset
+
+
+def check_data_dir(config) -> None:
+    """A data directory given (config.data_dir, else $JAXNET_DATA_DIR) must exist: a typo must not
+    fall back silently to another copy of the data (or download a new one)."""
+    given, name = config.data_dir, "--config.data_dir"
+    if not given and os.environ.get("JAXNET_DATA_DIR"):
+        given, name = os.environ["JAXNET_DATA_DIR"], "$JAXNET_DATA_DIR"
+    if given and not Path(given).expanduser().is_dir():
+        downloads = config.dataset not in ("folder", "imagenet2012", "ilsvrc2010")
+        raise JaxnetError(f"{name}={given} does not exist: fix the path" + (
+            f" (or create the directory to have {config.dataset} downloaded there)" if downloads else ""))
+
+
+def _dataset_source(config, split: str):
+    """The whole split of config.dataset."""
+    if config.dataset != "synthetic":
+        check_data_dir(config)
     if config.dataset == "fashion_mnist":
         return load_fashion_mnist(split, config.data_dir)
     if config.dataset == "synthetic":
         seed = config.seed + (0 if split == config.train_split else 1)
         return synthetic(config.synthetic_examples, config.image_size, config.channels,
-                         config.num_classes, seed)
+                         dataset_classes(config), seed)
     if config.dataset in TFDS_NAMES or config.dataset.startswith("tfds:"):
         return tfds_source(config.dataset.removeprefix("tfds:"), split, config)
     if config.dataset == "folder":
         from jaxnet.data.folder import folder_records
 
         records = folder_records(config.data_dir, split)
-        if len(records.classes) != config.num_classes:
-            raise JaxnetError(f"{config.data_dir} has {len(records.classes)} classes but"
-                              f" config.num_classes is {config.num_classes}")
+        check_classes(len(records.classes), config, config.data_dir)
         return encoded_source(records, config, f"folder:{split}")
     raise JaxnetError(f"unknown dataset {config.dataset!r}; choose one of {DATASETS}")

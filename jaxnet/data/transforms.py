@@ -49,10 +49,86 @@ def open_image(data) -> PIL.Image.Image:
     """A lazily decoded image (only the header is read) from bytes or a uint8 array."""
     if isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 3:
         return PIL.Image.fromarray(data.squeeze(-1) if data.shape[-1] == 1 else data)
+    if data is None or not len(data):
+        raise JaxnetError("cannot decode image: it is empty (0 bytes)")
     try:
         return PIL.Image.open(io.BytesIO(bytes(data)))
-    except (OSError, ValueError) as e:
+    except PIL.UnidentifiedImageError:
+        raise JaxnetError(f"cannot decode image ({len(data)} bytes): not an image format Pillow"
+                          " reads, or its header is damaged") from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise JaxnetError(f"cannot decode image ({len(data)} bytes): {e}") from e
+
+
+# What decoding a damaged image raises (Pillow: OSError "image file is truncated", SyntaxError
+# for some broken headers; open_image and the C decoder: JaxnetError).
+DECODE_ERRORS = (JaxnetError, OSError, SyntaxError, EOFError, PIL.Image.DecompressionBombError)
+
+
+def decode_error(record, error) -> JaxnetError:
+    """`error`, raised decoding `record`, as one line naming the image: the record's `where`
+    (its file, or dataset, split and record index) when it has one."""
+    message = (str(error).splitlines() or [type(error).__name__])[0]
+    where = record.get("where") if isinstance(record, dict) else None
+    return JaxnetError(f"{where}: {message}" if where else message)
+
+
+class Located(grain.transforms.Map):
+    """A Map transform whose decode errors name the image (decode_error)."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def map(self, record):
+        try:
+            return self.transform.map(record)
+        except DECODE_ERRORS as e:
+            raise decode_error(record, e) from None
+
+
+class LocatedRandom(grain.transforms.RandomMap):
+    """A RandomMap transform whose decode errors name the image (same random numbers)."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def random_map(self, record, rng):
+        try:
+            return self.transform.random_map(record, rng)
+        except DECODE_ERRORS as e:
+            raise decode_error(record, e) from None
+
+
+def locate_errors(transform):
+    """`transform` (a grain Map or RandomMap) with decode errors that name the image."""
+    if isinstance(transform, grain.transforms.RandomMap):
+        return LocatedRandom(transform)
+    return Located(transform)
+
+
+def check_image(data, thorough: bool = False) -> None:
+    """Raise JaxnetError unless `data` (encoded bytes) decodes. Cheap by default: the header is
+    parsed, a JPEG must end with its end-of-image marker (a cut-short file does not) and a PNG's
+    chunks must be complete with good checksums; any other image, or a JPEG without the marker,
+    is decoded at 1/8 scale by the decoder training uses. `thorough`: decode every image so."""
+    image = open_image(data)
+    if not thorough:
+        if image.format == "JPEG" and (data[-2:] == b"\xff\xd9"
+                                       or bytes(data).rstrip(b"\0")[-2:] == b"\xff\xd9"):
+            return
+        if image.format == "PNG":
+            try:
+                image.verify()
+            except DECODE_ERRORS + (ValueError,) as e:
+                raise JaxnetError(f"cannot decode PNG ({len(data)} bytes): {e}") from None
+            return
+    width, height = image.size
+    try:
+        crop_resize(image, (0, 0, width, height), (-(-width // 8), -(-height // 8)), data)
+    except DECODE_ERRORS + (ValueError,) as e:
+        if isinstance(e, JaxnetError):
+            raise
+        raise JaxnetError(f"cannot decode image ({len(data)} bytes): {e}") from None
 
 
 def jpeg_scale(width, height, box, size) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxnet.data.pipeline import eval_batches
 from jaxnet.evaluation import protocols
-from jaxnet.mesh import replicated, shard_batch
+from jaxnet.mesh import one_at_a_time, replicated, shard_batch
 from jaxnet.training.steps import cross_entropy, topk_correct
 
 
@@ -109,10 +109,12 @@ class Evaluator:
     def __call__(self, predictors) -> dict:
         predictors = [predictors] if isinstance(predictors, Predictor) else list(predictors)
         sums_fn, totals = self._sums_fn(predictors), None
-        params = [p.params for p in predictors]
+        params, blocking = [p.params for p in predictors], one_at_a_time(self.mesh)
         for local_batch in self.batches():
             sums, rows = sums_fn(params, shard_batch(local_batch, self.mesh))
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+            if blocking:
+                jax.block_until_ready(totals)
             if rows is not None:
                 rows = jax.device_get(rows)
                 for collector in self.collectors:

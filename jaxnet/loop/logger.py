@@ -32,8 +32,27 @@ def format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+def drop_records_after(path: Path, step: int) -> int:
+    """Keep only the records of `path` (metrics.jsonl) up to `step`: what a run resumed from
+    that step's checkpoint logs again. Returns how many were dropped."""
+    if not path.exists():
+        return 0
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        partial = path.with_suffix(".jsonl.tmp")
+        partial.write_text("".join(line + "\n" for line in kept))
+        partial.replace(path)
+    return len(lines) - len(kept)
+
+
 class MetricLogger:
-    def __init__(self, workdir, total_steps: int, initial_step: int, enabled: bool = True):
+    """`resume_step`: the step the run restarts from (0: from scratch); records logged past it
+    by an interrupted run are dropped, from metrics.jsonl and (purge_step) from TensorBoard, so
+    a resumed run's logs are an uninterrupted run's."""
+
+    def __init__(self, workdir, total_steps: int, initial_step: int, enabled: bool = True,
+                 resume_step: int = 0):
         self.enabled = enabled
         self.total_steps = total_steps
         self.start_time, self.start_step = time.time(), initial_step
@@ -41,8 +60,9 @@ class MetricLogger:
         if not enabled:
             return
         workdir = Path(workdir)
+        self.dropped = drop_records_after(workdir / "metrics.jsonl", resume_step)
         self.jsonl = open(workdir / "metrics.jsonl", "a")
-        self.tensorboard = SummaryWriter(str(workdir / "tensorboard"))
+        self.tensorboard = SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step + 1)
         if sys.stdout.isatty():
             self.bar = progress_bar(total_steps, "train", "step")
             self.bar.update(initial_step)

@@ -1,16 +1,19 @@
 """The training loop of a network: resume from the workdir's latest checkpoint, train with
 periodic logging / evaluation / checkpoints, and stop cleanly on divergence."""
 import math
+import signal
+import threading
 import time
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from jaxnet import JaxnetError
 from jaxnet.data.pipeline import train_loader
 from jaxnet.evaluation.evaluator import Predictor
 from jaxnet.loop.checkpoint import abstract_like
-from jaxnet.mesh import batch_sharded, check_batch_size, replicated, shard_batch
+from jaxnet.mesh import batch_sharded, check_batch_size, one_at_a_time, replicated, shard_batch
 from jaxnet.training.optim import observe_plateau
 from jaxnet.training.sharding import shardings_of
 from jaxnet.training.state import (build_training, count_params, eval_variables, join_state,
@@ -20,6 +23,38 @@ from jaxnet.training.steps import make_predict_fn, make_train_step
 
 class TrainingDiverged(JaxnetError):
     """The loss became NaN or inf; nothing after the last good checkpoint was saved."""
+
+
+class Preempted(JaxnetError):
+    """SIGTERM or SIGINT: the run saved a checkpoint at the step it was on and stopped."""
+
+
+class StopSignals:
+    """Within `with StopSignals() as stop:`, SIGTERM (a preempted VM, Slurm's time limit) and
+    SIGINT (Ctrl-C) only set `stop.signal`; the loop finishes its step, saves and stops. With
+    several processes, `stop.at(step)` is JAX's preemption sync point, so every host stops at
+    the same step."""
+
+    def __init__(self):
+        self.signal, self._previous = None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+
+    def at(self, step: int) -> bool:
+        if jax.process_count() > 1:
+            return multihost_utils.reached_preemption_sync_point(step) or self.signal is not None
+        return self.signal is not None
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def restore_training(checkpointer, state, data_iter=None, step=None):
@@ -46,9 +81,11 @@ def save_training(checkpointer, step: int, state, data_iter) -> None:
                       meta={"data": data_iter.get_state()})
 
 
-def train_loop(config, run) -> Predictor:
+def train_loop(config, run, build=build_training) -> Predictor:
     """Train `config` in `run.workdir` (resuming from its latest checkpoint); return the final
-    model as a Predictor, or None when stopped early at run.stop_at_step (with a checkpoint)."""
+    model as a Predictor, or None when stopped early at run.stop_at_step (with a checkpoint).
+    `build(config, steps_per_epoch, mesh) -> (model, schedule, tx, init)` makes what is trained
+    (default: jaxnet.training.state.build_training; fine-tuning starts from another network)."""
     mesh, logger, checkpointer = run.mesh, run.logger, run.checkpointer
     train_source = run.train_source
     check_batch_size(config.batch_size, mesh)
@@ -59,7 +96,7 @@ def train_loop(config, run) -> Predictor:
     total_steps = math.ceil(config.num_epochs * steps_per_epoch)
     eval_every = round(config.eval_every_epochs * steps_per_epoch) or total_steps
 
-    model, schedule, tx, init = build_training(config, steps_per_epoch, mesh)
+    model, schedule, tx, init = build(config, steps_per_epoch, mesh)
     state = init(jax.random.PRNGKey(config.seed))
     state_sharding, data_sharding = shardings_of(state), batch_sharded(mesh)
     data_iter = iter(train_loader(train_source, config, jax.process_index(), jax.process_count()))
@@ -85,17 +122,28 @@ def train_loop(config, run) -> Predictor:
     if start_step:
         logger.print(f"resumed from the checkpoint at step {start_step} in {checkpointer.directory}")
 
+    with StopSignals() as signals:
+        return _steps(config, run, state, data_iter, train_step, observe_eval, predictor, signals,
+                      start_step, total_steps, steps_per_epoch, eval_every)
+
+
+def _steps(config, run, state, data_iter, train_step, observe_eval, predictor, signals,
+           start_step, total_steps, steps_per_epoch, eval_every):
+    """train_loop's steps: log, evaluate, checkpoint; stop with a checkpoint at a signal."""
+    mesh, logger, checkpointer = run.mesh, run.logger, run.checkpointer
     window, checked, timed_steps, window_start = [], 0, 0, time.time()
-    last_good = start_step
+    last_good, blocking = start_step, one_at_a_time(mesh)
     for step in range(start_step + 1, total_steps + 1):
         state, metrics = train_step(state, shard_batch(next(data_iter), mesh))
+        if blocking:
+            jax.block_until_ready(metrics)
         window.append(metrics)
         timed_steps += 1
         if step == start_step + 1:  # leave compilation out of the throughput figures
             jax.block_until_ready(metrics)
             timed_steps, window_start = 0, time.time()
         last = step == total_steps
-        stopping = step == run.stop_at_step
+        stopping = step == run.stop_at_step or signals.at(step)
         # Evaluate before checkpointing, so a checkpoint holds what this evaluation changed
         # (the plateau rule's state) and a resumed run equals an uninterrupted one.
         if step % eval_every == 0 or last:
@@ -121,6 +169,10 @@ def train_loop(config, run) -> Predictor:
             if step % config.checkpoint_every_steps == 0 or last or stopping:
                 save_training(checkpointer, step, state, data_iter)
                 last_good = step
+            if stopping and signals.signal:
+                checkpointer.wait()
+                raise Preempted(f"{signals.signal}: stopped at step {step} with a checkpoint in"
+                                f" {checkpointer.directory}; run the same command to resume")
             if stopping:
                 logger.print(f"stopped at step {step} as asked; run again to resume")
                 return None

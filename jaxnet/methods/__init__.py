@@ -19,12 +19,12 @@ import jax
 
 from jaxnet import JaxnetError
 from jaxnet.config import validate_config
-from jaxnet.data.sources import create_source
+from jaxnet.data.sources import EncodedSource, check_decodable, create_source
 from jaxnet.evaluation.evaluator import Evaluator
 from jaxnet.evaluation.protocols import check_protocol
 from jaxnet.evaluation.report import PER_CLASS_KEYS, Report
 from jaxnet.loop.checkpoint import Checkpointer
-from jaxnet.loop.logger import MetricLogger
+from jaxnet.loop.logger import MetricLogger, progress_bar
 from jaxnet.loop.run import Run
 from jaxnet.loop.workdir import check_same_run, load_config, prepare_workdir, write_eval_file
 from jaxnet.mesh import check_batch_size, create_mesh
@@ -68,11 +68,15 @@ def train(config, workdir, stop_at_step=None):
     write its eval file; return its metrics. None when stopped early at `stop_at_step`."""
     method, mesh = _start(config)
     train_source = create_source(config, config.train_split)
-    evaluator = Evaluator(create_source(config, config.eval_split), config, mesh)
+    eval_source = create_source(config, config.eval_split)
+    if isinstance(eval_source, EncodedSource):  # a bad eval image stops the run now, not hours in
+        with progress_bar(len(eval_source), f"checking {config.eval_split} images") as bar:
+            check_decodable(eval_source, bar)
+    evaluator = Evaluator(eval_source, config, mesh)
     workdir = prepare_workdir(workdir, config, method.RESUME_FIELDS)
     is_main = jax.process_index() == 0
-    logger = MetricLogger(workdir, 0, 0, enabled=is_main)
     checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints)
+    logger = MetricLogger(workdir, 0, 0, enabled=is_main, resume_step=checkpointer.latest_step() or 0)
     run = Run(config, workdir, mesh, checkpointer, logger, evaluator, train_source, stop_at_step)
     try:
         logger.print(f"config:\n{config}")

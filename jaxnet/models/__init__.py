@@ -1,4 +1,5 @@
 """Model registry: `create_model(name, num_classes=..., **overrides)` and `list_models()`."""
+import difflib
 from typing import Callable, Dict
 
 import flax.linen as nn
@@ -29,6 +30,14 @@ def create_model(name: str, *, num_classes: int, **overrides) -> nn.Module:
     return _REGISTRY[name](num_classes=num_classes, **overrides)
 
 
+def check_options(model: str, overrides, fields) -> None:
+    """ValueError naming an option `model` does not have, and the closest one it has."""
+    for option in sorted(set(overrides) - set(fields)):
+        close = difflib.get_close_matches(option, fields, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown option {option!r} for {model}; {hint}valid: {sorted(fields)}")
+
+
 def _resnet_factory(name):
     spec = resnet.RESNET_SPECS[name]
 
@@ -37,9 +46,7 @@ def _resnet_factory(name):
             raise ValueError(f"{name} is a plain net: it has no shortcut option")
         # stage_sizes may be overridden (e.g. (1, 1) for a tiny test net, (1, 1, 1, 1) for ResNet-10).
         fields = set(resnet.ResNet.__dataclass_fields__) - {"parent", "name", "block"}
-        unknown = set(overrides) - fields
-        if unknown:
-            raise ValueError(f"unknown option(s) for {name}: {sorted(unknown)}; valid: {sorted(fields)}")
+        check_options(name, overrides, fields)
         if "stage_sizes" in overrides:
             overrides["stage_sizes"] = tuple(overrides["stage_sizes"])
         return resnet.ResNet(num_classes=num_classes, **{**spec, **overrides})
@@ -56,9 +63,7 @@ def _fixed_factory(cls):
 
     def factory(num_classes, **overrides):
         fields = set(cls.__dataclass_fields__) - {"parent", "name", "num_classes"}
-        unknown = set(overrides) - fields
-        if unknown:
-            raise ValueError(f"unknown option(s) for {cls.__name__}: {sorted(unknown)}; valid: {sorted(fields)}")
+        check_options(cls.__name__, overrides, fields)
         return cls(num_classes=num_classes, **overrides)
 
     return factory

@@ -26,7 +26,7 @@ def blocks_per_stage(depth: int) -> int:
     return (depth - 2) // 6
 
 
-def cifar_net(depth: int, plain: bool, num_classes: int, **overrides) -> resnet.ResNet:
+def cifar_net(depth: int, plain: bool, num_classes: int, /, **overrides) -> resnet.ResNet:
     """The depth-`depth` CIFAR ResNet (option A shortcuts) or, with `plain`, its plain twin."""
     n = blocks_per_stage(depth)
     if "shortcut" in overrides and plain:

@@ -89,6 +89,17 @@ def input_shape(config):
     return (1, size, size, config.channels)
 
 
+def shapes_of(create, config):
+    """jax.eval_shape of an initialiser: the first run of the model's code, where a bad model
+    option (one the constructor accepted) is found; it becomes a one-line config error."""
+    try:
+        return jax.eval_shape(create, jax.random.PRNGKey(0))
+    except (ValueError, TypeError, KeyError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise JaxnetError(f"config.model ({config.model.name}, options"
+                          f" {dict(config.model)}): {first}") from e
+
+
 def build_training(config, steps_per_epoch: int, mesh):
     """Model, lr schedule, optimizer and a jitted `init(rng) -> TrainState` placed on `mesh` as
     config.param_sharding says (jaxnet.training.sharding.state_shardings)."""
@@ -99,7 +110,7 @@ def build_training(config, steps_per_epoch: int, mesh):
     def create(rng):
         return create_train_state(rng, model, tx, input_shape(config), ema=config.ema_decay > 0)
 
-    shardings = state_shardings(jax.eval_shape(create, jax.random.PRNGKey(0)), mesh, config)
+    shardings = state_shardings(shapes_of(create, config), mesh, config)
     init = jax.jit(create, out_shardings=shardings)
     return model, schedule, tx, init
 
@@ -113,7 +124,7 @@ def abstract_variables(config, model, mesh):
         return {"params": v["params"], "batch_stats": v.get("batch_stats", {}),
                 "ema_params": v["params"] if config.ema_decay > 0 else {}}
 
-    shapes = jax.eval_shape(create, jax.random.PRNGKey(0))
+    shapes = shapes_of(create, config)
     shardings = state_shardings(shapes, mesh, config)
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes,
                         shardings)

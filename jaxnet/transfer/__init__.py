@@ -1,5 +1,16 @@
-"""Transfer: features from any layer (extract), and, coming, linear probes, fine-tuning and
-clustering on them. Weight import/export lives in jaxnet.weights."""
+"""Transfer: reusing a trained (or imported) network on new data.
+
+- extract: features from any named layer (`layer_names`, `feature_fn`, `extract`) and the
+  extraction command `python -m jaxnet.transfer.extract` (streamed to .npy memory maps);
+- source: the network a transfer method starts from (a workdir or a weight file), and imported
+  weights written as a workdir;
+- linear: standardisation and the L-BFGS logistic regression of the linear probe;
+- clustering: PCA + k-means with restarts, NMI / ARI / purity, the 2-D scatter plot;
+- recipes: the Fashion-MNIST transfer recipes (classes 0-4 -> 5-9) of the configs and the study;
+- study: `python -m jaxnet.transfer.study`, the transfer study (a command).
+The methods built on them are jaxnet.methods.probe, .finetune and .cluster; weight import/export
+lives in jaxnet.weights.
+"""
 from jaxnet.transfer.extract import extract, feature_fn, layer_names
 
 __all__ = ["extract", "feature_fn", "layer_names"]

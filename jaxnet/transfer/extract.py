@@ -1,4 +1,14 @@
-"""Features from any named layer of a jaxnet model, in eval mode.
+"""Features from any named layer of a jaxnet model, in eval mode; and the extraction command.
+
+    python -m jaxnet.transfer.extract --workdir=DIR --list_layers
+    python -m jaxnet.transfer.extract --workdir=DIR --layer=stage2 [--config=configs/X.py]
+        [--split=test] [--pool=avg|none] [--step=N] [--batch_size=N] --out=FEATURES_DIR
+
+The command reads the network of a workdir (trained, or imported with `python -m jaxnet.weights
+import --workdir`), the data of --config (default: the workdir's own config.json), and writes
+OUT/<split>_<layer>.npy ([N, D] float32, or [N, H, W, C] with --pool=none), OUT/<split>_labels.npy
+and OUT/<split>_<layer>.json (what and from where), streamed batch by batch into .npy memory maps:
+global batches sharded over the device mesh, so a split of any size never sits in memory.
 
 Layer names (`layer_names(model)`):
   ResNet / plain nets   stem (after the stem's max-pool), stage1 .. stageN (each stage's last
@@ -15,6 +25,10 @@ In a jitted function that returns only the feature, XLA drops the layers after i
 `pool="avg"` averages spatial maps over height and width ([N, C]); `pool="none"` keeps them
 ([N, H, W, C]); vector layers are returned as they are.
 """
+import json
+import math
+import sys
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
@@ -23,6 +37,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet import JaxnetError
+from jaxnet.data.pipeline import eval_batches
+from jaxnet.loop.logger import progress_bar
+from jaxnet.mesh import batch_sharded, check_batch_size, replicated, shard_batch
+from jaxnet.training.steps import normalize
 
 POOLS = ("avg", "none")
 # layer name -> (where, top-level submodule, activation to apply afterwards or None)
@@ -145,3 +163,171 @@ def extract(model: nn.Module, variables, images, layer: Union[str, Sequence[str]
         out = jax.device_get(fn(variables, batch))
         parts.append(jax.tree.map(lambda a, r=real: np.asarray(a[:r]), out))
     return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+
+
+def head_module(model_or_name) -> str:
+    """The name of the top-level submodule that is `model`'s classifier (what fine-tuning
+    replaces): the module whose input is the `pre_logits` layer."""
+    return _specs(_as_model(model_or_name))["pre_logits"][1]
+
+
+def image_features(source, layer: str, pool: str = "avg", flatten: bool = True):
+    """`fn(variables, images) -> [B, D]` float32 features of uint8 NHWC images for a SourceNet
+    (jaxnet.transfer.source): its own input normalisation (mean, std, dtype, device_resize),
+    then the layer, flattened (a spatial map with pool="none" becomes one long vector) unless
+    `flatten` is False."""
+    c = source.config
+    dtype = jnp.bfloat16 if c.dtype == "bfloat16" else jnp.float32
+    features = feature_fn(source.model, layer, pool)
+
+    def fn(variables, images):
+        f = features(variables, normalize(images, c.mean, c.std, dtype, c.device_resize))
+        return f.reshape(f.shape[0], -1) if flatten else f
+
+    return fn
+
+
+def write_features(fn, params, source, batch_size: int, mesh, path=None, desc="features",
+                   dtype=np.float32):
+    """(outputs [N, ...], labels [N]) of `fn(params, images)` for every example of `source`, in
+    order. Global batches of `batch_size` are sharded over `mesh` (params are placed replicated);
+    with `path` (a .npy file name) the outputs go batch by batch into a memory map there, else
+    into a host array. One process only (each host would need its own file)."""
+    if jax.process_count() > 1:
+        raise JaxnetError("feature extraction writes one file from one process; this job has"
+                          f" {jax.process_count()}")
+    check_batch_size(batch_size, mesh, "eval_batch_size")
+    params = jax.device_put(params, replicated(mesh))
+    apply = jax.jit(fn, out_shardings=batch_sharded(mesh))
+    n = len(source)
+    labels, out = np.zeros(n, np.int32), None
+    with progress_bar(n, desc) as bar:
+        for batch in eval_batches(source, batch_size):
+            real = batch["mask"] > 0
+            k = int(real.sum())
+            if not k:
+                continue
+            values = np.asarray(jax.device_get(apply(params, shard_batch(
+                {"image": batch["image"]}, mesh)["image"])))[real]
+            if out is None:
+                shape = (n,) + values.shape[1:]
+                kind = np.dtype(dtype) if values.dtype.kind == "f" else values.dtype
+                out = (np.lib.format.open_memmap(path, "w+", kind, shape) if path is not None
+                       else np.empty(shape, kind))
+            rows = batch["index"][real]
+            out[rows] = values
+            labels[rows] = batch["label"][real]
+            bar.update(k)
+    if out is None:
+        raise JaxnetError(f"no examples in {source!r}")
+    if path is not None:
+        out.flush()
+    return out, labels
+
+
+def feature_shapes(source, pool: str = "avg") -> Dict[str, Tuple[int, ...]]:
+    """Each layer's per-image feature shape (before flattening) for a SourceNet at its image size."""
+    c = source.config
+    size = c.device_resize or c.image_size
+    images = jax.ShapeDtypeStruct((1, size, size, c.channels), jnp.float32)
+    names = layer_names(source.model)
+    shapes = jax.eval_shape(feature_fn(source.model, names, pool), source.variables, images)
+    return {name: tuple(shapes[name].shape[1:]) for name in names}
+
+
+def extract_split(source, config, layer: str, split: str, out_dir, pool: str = "avg", mesh=None,
+                  batch_size: Optional[int] = None) -> dict:
+    """Write `layer`'s features of `config`'s `split` (data settings of `config`) for a SourceNet
+    into out_dir (see the module docstring); return the JSON record written beside them."""
+    from jaxnet.data.sources import create_source
+    from jaxnet.mesh import create_mesh
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mesh = mesh if mesh is not None else create_mesh()
+    batch_size = batch_size or config.eval_batch_size
+    fn = image_features(source, layer, pool, flatten=False)
+    data = create_source(config, split)
+    shape = feature_shapes(source, pool)[layer]
+    marker = out_dir / f"{split}_{layer}.json"
+    marker.unlink(missing_ok=True)
+    feats, labels = write_features(fn, source.variables, data, batch_size, mesh,
+                                   out_dir / f"{split}_{layer}.npy", f"{split} {layer}")
+    del feats
+    np.save(out_dir / f"{split}_labels.npy", labels)
+    record = {"source": source.origin, "step": int(source.step), "model": source.config.model.name,
+              "layer": layer, "pool": pool, "split": split, "dataset": config.dataset,
+              "examples": int(len(labels)), "shape": [int(len(labels)), *shape],
+              "features": f"{split}_{layer}.npy", "labels": f"{split}_labels.npy"}
+    marker.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _cpu_devices(batch_size: int) -> None:
+    """Split the host CPU into as many JAX devices as cores (<= 8) that divide the batch (before
+    JAX starts, unless XLA_FLAGS fixes the count): the extraction's batches shard over them."""
+    import os
+
+    from jaxnet.mesh import usable_cores
+
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    count = max(n for n in range(1, min(usable_cores(), 8) + 1) if batch_size % n == 0)
+    jax.config.update("jax_num_cpu_devices", count)
+
+
+def main(argv=None) -> int:
+    from absl import flags
+    from ml_collections import config_flags
+
+    from jaxnet.transfer.source import load_source
+
+    fv = flags.FlagValues()
+    config_flag = config_flags.DEFINE_config_file(
+        "config", None, "Data to extract from (default: the workdir's config.json).", flag_values=fv)
+    workdir = flags.DEFINE_string("workdir", None, "The network: a trained or imported workdir.",
+                                  flag_values=fv)
+    layer = flags.DEFINE_string("layer", None, "Layer name (--list_layers shows them).", flag_values=fv)
+    split = flags.DEFINE_string("split", None, "Split (default: config.eval_split).", flag_values=fv)
+    pool = flags.DEFINE_enum("pool", "avg", list(POOLS), "avg: [N, C]; none: [N, H, W, C].",
+                             flag_values=fv)
+    step = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).", flag_values=fv)
+    batch = flags.DEFINE_integer("batch_size", None, "Global batch (default: config.eval_batch_size).",
+                                 flag_values=fv)
+    out = flags.DEFINE_string("out", None, "Output directory.", flag_values=fv)
+    list_layers = flags.DEFINE_bool("list_layers", False, "Print the layer names and shapes.",
+                                    flag_values=fv)
+    try:
+        fv(list(argv if argv is not None else sys.argv))
+        if not workdir.value:
+            raise JaxnetError("--workdir is required (a trained or imported workdir)")
+        from jaxnet.loop.workdir import load_config
+
+        config = config_flag.value if config_flag.value is not None else load_config(workdir.value)
+        batch_size = batch.value or config.eval_batch_size
+        _cpu_devices(batch_size)
+        source = load_source(workdir.value, step.value, config)
+        if list_layers.value:
+            for name, shape in feature_shapes(source, "none").items():  # spatial shapes
+                print(f"{name:<14} {'x'.join(map(str, shape))}")
+            return 0
+        if not layer.value or not out.value:
+            raise JaxnetError("--layer and --out are required (or --list_layers)")
+        _check(source.model, [layer.value], pool.value)
+        record = extract_split(source, config, layer.value, split.value or config.eval_split,
+                               out.value, pool.value, batch_size=batch_size)
+        size = math.prod(record["shape"]) * 4 / 2**20
+        print(f"{record['examples']:,} x {'x'.join(map(str, record['shape'][1:]))} features of"
+              f" {record['layer']} ({record['model']}, {workdir.value} step {record['step']}) ->"
+              f" {Path(out.value) / record['features']} ({size:,.1f} MiB)")
+        return 0
+    except flags.Error as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
+        return 2
+    except JaxnetError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

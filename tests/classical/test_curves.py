@@ -1,0 +1,60 @@
+"""The lessons-as-curves command (jaxnet.classical.curves) on a tiny synthetic problem: points,
+table, plots, and a re-run that redoes nothing."""
+import json
+
+import numpy as np
+import pytest
+
+from jaxnet.classical import curves
+
+RNG = np.random.default_rng(7)
+
+
+def _stripes(n, size=16):
+    y = RNG.integers(0, 2, n)
+    wave = (((np.arange(size)[None, :] + RNG.integers(0, 4, n)[:, None]) // 2) % 2).astype(np.float32)
+    img = np.where(y[:, None, None] == 0, wave[:, :, None], wave[:, None, :]) + 0.3 * RNG.random((n, size, size))
+    return (img[..., None] / 1.3 * 255).astype(np.uint8), y.astype(np.int32)
+
+
+def test_stratified_keeps_class_shares():
+    labels = np.repeat(np.arange(4), [100, 50, 30, 2])
+    idx = curves.stratified(labels, 18, seed=0)
+    assert len(np.unique(idx)) == len(idx) and np.all(np.diff(idx) > 0)
+    assert np.bincount(labels[idx], minlength=4).tolist() == [10, 5, 3, 1]  # >= 1 per class
+    assert len(curves.stratified(labels, 10_000)) == len(labels)
+
+
+def test_sweep_writes_outputs_and_caches(tmp_path, monkeypatch):
+    tiny = {"fisher": lambda k: {"fisher": {"bin_sizes": (2,), "step": 4, "pca_dim": 4, "components": k,
+                                            "pyramid": ((1, 1),)}},
+            "bow": lambda w: {"bow": {"bin_sizes": (2,), "step": 4, "pca_dim": 4, "words": w, "pyramid": ((1, 1),)},
+                              "kernel_map": {"order": 1}}}
+    monkeypatch.setattr(curves, "RECIPES", tiny)
+    monkeypatch.setattr(curves, "QUICK", {"fisher_components": ("fisher", (2, 3)), "bow_data": ("bow", (0.5, 1.0))})
+    monkeypatch.setattr(curves, "QUICK_MID", {"fisher": 2, "bow": 4})
+    xtr, ytr = _stripes(60)
+    xte, yte = _stripes(20)
+    lines = []
+    results = curves.run(tmp_path, quick=True, data=(xtr, ytr, xte, yte), log=lines.append)
+    assert [r["name"] for r in results] == ["fisher_components_2", "fisher_components_3", "bow_data_0.5", "bow_data_1"]
+    assert [r["feature_dim"] for r in results] == [2 * 2 * 4, 2 * 3 * 4, 3 * 4, 3 * 4]
+    assert [r["train_examples"] for r in results] == [60, 60, 30, 60]
+    assert all(r["test_examples"] == 20 and 0.5 <= r["test_acc"] <= 1.0 for r in results)
+    assert all(r["seconds"] >= r["svm_seconds"] > 0 for r in results)
+    assert any("[1/4] fisher_components_2" in line for line in lines)  # progress
+    for name in ("curves.md", "curves.json", "dimension.png", "data.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert (tmp_path / "dimension.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (tmp_path / "curves.md").read_text()
+    assert table.count("\n| fisher_components |") == 2 and "50% of the train pool (4 words)" in table
+    assert "dimension.png" in curves.report_section(tmp_path)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a cached point was measured again")
+
+    monkeypatch.setattr(curves, "measure", fail)
+    again = curves.run(tmp_path, quick=True, data=(xtr, ytr, xte, yte), log=lines.append)
+    assert json.dumps(again) == json.dumps(results)
+    with pytest.raises(AssertionError, match="measured again"):  # other settings: not the cached points
+        curves.run(tmp_path, quick=True, data=(xtr, ytr, xte[:10], yte[:10]), log=lines.append)

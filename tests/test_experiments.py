@@ -1,0 +1,141 @@
+"""The experiments of the seed's claims (jaxnet/experiments): their building blocks, the configs,
+and one experiment end to end at toy size."""
+import ast
+import shlex
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxnet.config import validate_config
+from jaxnet.data.sources import load_fashion_mnist
+from jaxnet.experiments import common, landscape
+from jaxnet.experiments.common import Context
+from jaxnet.mesh import create_mesh
+
+
+def test_filter_normalised_directions_match_each_filters_norm_and_skip_biases_and_bn():
+    rng = np.random.default_rng(0)
+    params = {"conv": {"kernel": jnp.asarray(rng.normal(size=(3, 3, 2, 4)) * [1, 2, 3, 4]),
+                       "bias": jnp.ones(4)},
+              "bn": {"scale": jnp.full(4, 2.0), "bias": jnp.ones(4)},
+              "fc": {"kernel": jnp.asarray(rng.normal(size=(5, 3))), "bias": jnp.ones(3)}}
+    d = landscape.filter_normalized_direction(jax.random.PRNGKey(1), params)
+    for layer, axes in (("conv", (0, 1, 2)), ("fc", (0,))):
+        w, u = params[layer]["kernel"], d[layer]["kernel"]
+        np.testing.assert_allclose(jnp.linalg.norm(u.reshape(-1, u.shape[-1]), axis=0),
+                                   jnp.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0), rtol=1e-5)
+        assert not np.allclose(u / w, (u / w).ravel()[0])  # random, not a rescaled copy of w
+    for leaf in (d["conv"]["bias"], d["bn"]["scale"], d["bn"]["bias"], d["fc"]["bias"]):
+        assert not np.any(leaf)
+    d2 = landscape.filter_normalized_direction(jax.random.PRNGKey(2), params)
+    assert not np.allclose(d["conv"]["kernel"], d2["conv"]["kernel"])
+
+
+def test_grid_points_sharded_over_devices_equal_direct_evaluation(devices):
+    mesh = create_mesh(devices)
+    params = {"w": jnp.arange(3.0), "b": jnp.ones(2)}
+    d1 = {"w": jnp.array([1.0, 0, 0]), "b": jnp.zeros(2)}
+    d2 = {"w": jnp.array([0, 1.0, -1.0]), "b": jnp.array([0.5, 0])}
+
+    def loss(p, data):
+        return jnp.sum(p["w"] ** 2) + jnp.sum(jnp.sin(p["b"])) * data
+
+    coords = np.random.default_rng(0).uniform(-1, 1, size=(19, 2))  # not a multiple of 16
+    got = landscape.loss_at_points(loss, params, d1, d2, coords, mesh, data=jnp.float32(3.0))
+    want = [loss(jax.tree.map(lambda w, u, v: w + a * u + b * v, params, d1, d2), 3.0)
+            for a, b in coords]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_landscape_of_a_trained_workdir_is_centred_on_its_loss(devices, tmp_path):
+    from jaxnet.data.sources import create_source
+    from jaxnet.methods import restore, train
+    from jaxnet.training.steps import cross_entropy
+    from tests.tiny_config import get_config
+
+    config = get_config()
+    config.num_epochs = 0.5
+    train(config, tmp_path / "run")
+    mesh = create_mesh(devices)
+    result = landscape.landscape(config, tmp_path / "run", mesh, grid=3, span=0.5, examples=16,
+                                 slice_points=3)
+    grid = np.asarray(result["grid"])
+    assert grid.shape == (3, 3) and np.all(np.isfinite(grid))
+    assert result["slice"][1] == pytest.approx(grid[1, 1], rel=1e-5)  # both pass through theta
+    predictor = restore(config, tmp_path / "run", mesh)
+    source = create_source(config, config.train_split)
+    images = np.stack([source[i]["image"] for i in range(16)])
+    labels = np.array([source[i]["label"] for i in range(16)])
+    want = cross_entropy(predictor.predict_fn(predictor.params, images), labels, 10).mean()
+    assert grid[1, 1] == pytest.approx(float(want), rel=1e-4)
+    assert grid.max() > grid[1, 1]  # moving away from the trained weights costs loss
+    files = landscape.draw(tmp_path, {"tiny": result, "same": result})
+    image = np.asarray(Image.open(files[0]).convert("RGB"))
+    assert image.shape[1] > 600 and len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+
+
+def test_fashion_mnist_subsets_are_balanced_and_readable(tmp_path):
+    ctx = Context(tmp_path)
+    data_dir = common.fashion_mnist_subset(ctx, 100, 50)
+    train, test = load_fashion_mnist("train", data_dir), load_fashion_mnist("test", data_dir)
+    assert (len(train), len(test)) == (100, 50)
+    assert np.bincount(train.labels).tolist() == [10] * 10
+    full = load_fashion_mnist("train")
+    assert any(np.array_equal(train.images[0], full.images[i]) for i in range(len(full)))
+    assert common.fashion_mnist_subset(ctx, 100, 50) == data_dir  # written once
+
+
+def test_the_train_command_reproduces_the_config():
+    config = common.load_config("cifar_resnet", "plain20")
+    config.num_epochs, config.decay_epochs, config.data_dir = 4.0, (2.0, 3.0), "/tmp/a dir"
+    command = common.train_command(config, "cifar_resnet", "plain20", "/tmp/w")
+    assert command.startswith("python train.py --config=configs/cifar_resnet.py:plain20 ")
+    args = shlex.split(command)[3:-1]
+    assert args[-1] == "--config.num_epochs=4.0" and "--config.data_dir=/tmp/a dir" in args
+    rebuilt = common.load_config("cifar_resnet", "plain20")
+    for arg in args:  # apply the overrides as absl's config flags would (literals, else strings)
+        key, value = arg.removeprefix("--config.").split("=", 1)
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            pass
+        rebuilt[key] = value
+    assert rebuilt.to_json() == config.to_json()
+
+
+@pytest.mark.parametrize("name,variants", [
+    ("relu_vs_tanh", ["relu", "tanh,0.1", "maxout,0.01", "sigmoid,0.3,cifar10"]),
+    ("alexnet_dropout", ["on", "off", "on,cifar10"]),
+    ("augmentation", ["none", "crop_flip", "lighting", "erasing"]),
+    ("cifar_resnet", ["resnet20", "plain56", "resnet110,cifar10"]),
+    ("alexnet_model_parallel", [None]), ("alexnet_fashion_mnist", [None]),
+])
+def test_experiment_configs_load_and_validate(name, variants):
+    for variant in variants:
+        config = common.load_config(name, variant)
+        validate_config(config)
+        assert common.config_path(name).read_text().lstrip().startswith('"""')
+    if name == "alexnet_fashion_mnist":  # item 4: a patience that means a plateau
+        assert config.plateau_patience * config.eval_every_epochs >= 3
+
+
+def test_cifar_recipe_converts_the_papers_iterations_to_epochs():
+    c = common.load_config("cifar_resnet", "resnet56,cifar10")
+    steps = 50_000 // 128
+    assert abs(c.num_epochs * steps - 64_000) < 2  # 64k iterations (epochs to 2 decimals)
+    assert [round(e * steps, -2) for e in c.decay_epochs] == [32_000, 48_000]
+    assert c.model.name == "cifar_resnet56" and c.dataset == "cifar10" and c.channels == 3
+
+
+def test_crossings_and_training_seconds():
+    x, y = np.array([0.5, 1.0, 1.5]), np.array([0.5, 0.3, 0.2])
+    assert common.first_crossing(x, y, 0.25) == 1.5
+    assert common.first_crossing(x, y, 0.1) is None
+    assert common.first_crossing(x, 1 - y, 0.7, below=False) == 1.0
+    records = [{"split": "train", "epoch": 0.5, "images_per_sec": 100.0},
+               {"split": "test", "epoch": 0.5, "top1_err": 0.1},
+               {"split": "train", "epoch": 1.0, "images_per_sec": 50.0}]
+    assert common.seconds_to(records, 1.0, 1000) == pytest.approx(5.0 + 10.0)
