@@ -109,16 +109,17 @@ class Evaluator:
     def __call__(self, predictors) -> dict:
         predictors = [predictors] if isinstance(predictors, Predictor) else list(predictors)
         sums_fn, totals = self._sums_fn(predictors), None
-        params, blocking = [p.params for p in predictors], one_at_a_time(self.mesh)
+        params, blocking, pending = [p.params for p in predictors], one_at_a_time(self.mesh), []
         for local_batch in self.batches():
             sums, rows = sums_fn(params, shard_batch(local_batch, self.mesh))
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
             if blocking:
                 jax.block_until_ready(totals)
             if rows is not None:
-                rows = jax.device_get(rows)
-                for collector in self.collectors:
-                    collector.update(rows["index"], rows["label"], rows["probs"], rows["mask"])
+                pending.append(rows)  # fetched after the pass: no wait on the device per batch
+        for rows in jax.device_get(pending):
+            for collector in self.collectors:
+                collector.update(rows["index"], rows["label"], rows["probs"], rows["mask"])
         totals = {k: np.asarray(jax.device_get(v), np.float64 if np.ndim(v) == 0 else None)
                   for k, v in totals.items()}
         metrics = summarize(totals)
