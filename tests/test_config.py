@@ -18,9 +18,17 @@ def load(path):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_config_files_validate_and_document_how_to_run(path):
+def test_config_files_validate_and_document_how_to_run(path, tmp_path):
     module = load(path)
-    validate_config(module.get_config())
+    if path.stem == "from_workdir":  # configs/from_workdir.py:DIR reads DIR/config.json
+        config = base_config()
+        config.model.name = "resnet18"
+        (tmp_path / "config.json").write_text(config.to_json())
+        loaded = module.get_config(str(tmp_path))
+        assert loaded.model.name == "resnet18"
+    else:
+        loaded = module.get_config()
+    validate_config(loaded)
     assert f"configs/{path.name}" in module.__doc__ and "Expected" in module.__doc__
 
 
