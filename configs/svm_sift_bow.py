@@ -7,7 +7,7 @@ train features on the SVM's devices):
   Run:      python train.py --config=configs/svm_sift_bow.py
   Evaluate: python eval.py --config=configs/svm_sift_bow.py --workdir=workdirs/svm_sift_bow
   Expected: >= 90% test top-1. Measured here (2-core CPU shared with other jobs, through
-  jaxnet.classical.pipeline + svm directly with this config's settings): MEASURED_BOW.
+  jaxnet.classical.pipeline + svm directly with this config's settings): not yet measured (cut short by the end of the session).
   Features: dense SIFT (2, 3, 4 px bins, every 2 px; PCA 64) -> soft assignment to the 5 nearest
   of 512 k-means words -> histograms per pyramid region (1x1 + 2x2 + 3x1) -> chi2 map (order 1):
   12,288 dims (jaxnet.classical.pipeline.SIFT_BOW_FEATURES).
