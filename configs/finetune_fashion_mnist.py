@@ -6,8 +6,9 @@ cosine), or with --config.transfer.freeze='^(?!fc/)' --config.transfer.bn_frozen
 First the source:  python train.py --config=configs/fashion_mnist_0to4.py --workdir=workdirs/fashion_mnist_0to4
 Run:      python train.py --config=configs/finetune_fashion_mnist.py --workdir=workdirs/finetune_fashion_mnist
 Evaluate: python eval.py --config=configs/finetune_fashion_mnist.py --workdir=workdirs/finetune_fashion_mnist
-Expected: see README "Transfer" (the study's "fine-tune all, all labels" point is this config):
-about 96% test top-1 in about 3 minutes on a 2-core CPU.
+Expected: 95.88% test top-1 on the 5,000 test images of classes 5-9 (measured: the transfer
+study's "fine-tune all layers, all labels" point is this config; 12 min on 2 cores at load ~15).
+Head only: 87.62%. README, "Transfer".
 """
 from jaxnet.transfer.recipes import finetune_config
 

@@ -7,8 +7,9 @@ Run:      python train.py --config=configs/probe_fashion_mnist.py --workdir=work
 Evaluate: python eval.py --config=configs/probe_fashion_mnist.py --workdir=workdirs/probe_fashion_mnist
 Other layers: --config.transfer.layer=stage2 (python -m jaxnet.transfer.extract
 --workdir=workdirs/fashion_mnist_0to4 --list_layers); the JAX SVM: --config.transfer.probe_solver=svm.
-Expected: see README "Transfer" (the study's "probe pre_logits, all labels" point is this config):
-about 93% test top-1 in under a minute on a 2-core CPU.
+Expected: 94.40% test top-1 on the 5,000 test images of classes 5-9 (measured: the transfer study's
+"linear probe, pre_logits, all labels" point is this config; 79 s under heavy load). With
+--config.examples_per_class=10: 81.28%. README, "Transfer".
 """
 from jaxnet.transfer.recipes import probe_config
 

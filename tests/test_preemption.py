@@ -61,5 +61,5 @@ def test_kill_9_leaves_no_worker_processes(tmp_path):
         assert len(children) >= 2, children  # the grain workers (and multiprocessing's helpers)
         process.kill()
         process.wait(timeout=60)
-    gone, alive = psutil.wait_procs(children, timeout=20)
+    gone, alive = psutil.wait_procs(children, timeout=60)
     assert alive == [], [(p.pid, p.cmdline()) for p in alive]

@@ -207,7 +207,9 @@ class SkimageNec:
     HOG blocks (`feature_vector=False`) and `local_binary_pattern` ("nri_uniform"), LBP window
     histograms from an integral image and the pooling in numpy, nearest words by scikit-learn,
     with jaxnet's fitted PCA and codebooks: for HOG blocks with box votes (scikit-image's; the
-    config's trilinear votes have no scikit-image equivalent) the features equal jaxnet's."""
+    config's trilinear votes have no scikit-image equivalent) the features equal jaxnet's, except
+    in images where a descriptor is almost equidistant to two words (float64 here, float32 there)
+    or a gradient angle falls on an orientation-bin edge."""
 
     def __init__(self, blocks, state):
         self.blocks, self.state = blocks, [jax.tree.map(np.asarray, st) for st in state["coding"]]
@@ -309,8 +311,11 @@ def run_new(data_dir: str, count: int = 10_000, report=None) -> dict:
         values = {"images": len(images), "jaxnet_images_per_sec": len(images) / t_jax, "jaxnet_seconds": t_jax,
                   "jaxnet_dim": int(feats.shape[1]), "baseline_images_per_sec": len(images) / t_ref,
                   "baseline_seconds": t_ref, "baseline_dim": int(ref.shape[1]), "speedup": t_ref / t_jax}
-        if name == "nec2010":  # the same recipe and fitted state: the same features
-            values["max_abs_feature_difference"] = float(np.max(np.abs(ref - feats)))
+        if name == "nec2010":  # the same recipe and fitted state: the same features, except where a
+            # descriptor is almost equidistant to two words (float32 vs float64 distances)
+            worst = np.max(np.abs(ref - feats), axis=1)
+            values["images_with_equal_features"] = float(np.mean(worst < 1e-4))
+            values["median_max_abs_feature_difference"] = float(np.median(worst))
         r[name] = values
         report(f"{name}_feature_throughput", **values)
     return r

@@ -127,13 +127,35 @@ def llc_codes(x, centres, *, neighbours: int = 5, beta: float = 1e-4):
     """LLC codes of descriptors x [M, d]: (word index [M, T], code [M, T]) over the T =
     neighbours nearest words, each code summing to 1 (Wang et al. 2010's analytic solution:
     C = (B - x)(B - x)^T + beta trace(C) I, c = C^-1 1 / (1^T C^-1 1))."""
+    centres = jnp.asarray(centres)  # indexed by traced word indices below
     t = min(neighbours, centres.shape[0])
     _, index = jax.lax.top_k(-sq_distances(x, centres), t)  # [M, T]
     z = centres[index] - x[:, None, :]  # [M, T, d]
     c = z @ jnp.swapaxes(z, 1, 2)  # [M, T, T]
     c = c + (beta * jnp.trace(c, axis1=1, axis2=2) + 1e-10)[:, None, None] * jnp.eye(t)
-    w = jnp.linalg.solve(c, jnp.ones((x.shape[0], t, 1), jnp.float32))[..., 0]
+    w = _spd_solve_ones(c)
     return index.astype(jnp.int32), w / jnp.sum(w, axis=-1, keepdims=True)
+
+
+def _spd_solve_ones(c):
+    """x with c x = 1 for a batch of small symmetric positive definite matrices c [B, T, T], by
+    an unrolled Cholesky factorisation (elementwise ops only: XLA's CPU LAPACK calls inside the
+    jitted loops of llc_vector stalled under load)."""
+    t = c.shape[-1]
+    low = [[None] * t for _ in range(t)]
+    for j in range(t):
+        diag = c[:, j, j] - sum((low[j][k] ** 2 for k in range(j)), jnp.zeros_like(c[:, 0, 0]))
+        low[j][j] = jnp.sqrt(jnp.maximum(diag, 1e-30))
+        for i in range(j + 1, t):
+            off = c[:, i, j] - sum((low[i][k] * low[j][k] for k in range(j)), jnp.zeros_like(c[:, 0, 0]))
+            low[i][j] = off / low[j][j]
+    y = []
+    for i in range(t):  # L y = 1
+        y.append((1.0 - sum((low[i][k] * y[k] for k in range(i)), jnp.zeros_like(c[:, 0, 0]))) / low[i][i])
+    x = [None] * t
+    for i in reversed(range(t)):  # L^T x = y
+        x[i] = (y[i] - sum((low[k][i] * x[k] for k in range(i + 1, t)), jnp.zeros_like(c[:, 0, 0]))) / low[i][i]
+    return jnp.stack(x, axis=-1)
 
 
 def llc_vector(desc, centres, regions, *, neighbours: int = 5, beta: float = 1e-4, pooling: str = "max",

@@ -6,14 +6,17 @@ the better" and "the more training data, the better", for Fisher vectors and bag
 Four curves, one point = fit the encoder (PCA + GMM or PCA + k-means codebook) on the point's
 train images, extract train and test features, fit the linear SVM, score the test images:
 - fisher_components: Fisher vectors of dense SIFT, GMM size K = 8 ... 256 (feature dimension
-  2 K d R), on a fixed stratified subsample of `--dim-train` train images (default 10,000);
+  2 K d R), on a fixed stratified subsample of `--dim-train` train images (default 5,000);
 - bow_words: bag of words (soft assignment, chi2 map), codebook size 64 ... 4,096, same images;
 - fisher_data / bow_data: a mid-size recipe of each (K = 64, 1,024 words) on 1, 3, 10, 30 and
   100% of the train split (stratified: every class keeps its share).
-Each point is tested on `--test` test images (default: all 10,000). The dimension sweeps use a
-train subsample so the whole run fits in ~30 minutes on a 2-core CPU (and in memory: the largest
-point holds 10,000 x 61,440 float32 features). `--quick` runs smaller versions of the same four
-curves (2,000-image pools, K up to 128, up to 1,024 words) in a few minutes.
+Each point is tested on `--test` stratified test images (default 5,000). The dimension sweeps
+use a train subsample, and every encoder is fitted on at most 100,000 descriptors of at most
+5,000 train images with at most 20 EM / Lloyd iterations, so that the whole run aims at ~30
+minutes on a quiet 2-core CPU (and fits in memory: the largest points hold 5,000 x 61,440 and
+60,000 x 15,360 float32 features). `--quick` runs smaller versions of the same four curves
+(a 1,000-image train pool, 1,000 test images, K up to 128, up to 1,024 words, encoders on
+20,000 descriptors with 10 iterations) in a few minutes.
 
 Every finished point is written to DIR/points/NAME.json (with the settings it was measured
 with) and a re-run with the same settings redoes nothing; then DIR/curves.json, DIR/curves.md
@@ -62,6 +65,10 @@ QUICK = {"fisher_components": ("fisher", (8, 16, 32, 64, 128)),
          "fisher_data": ("fisher", (0.03, 0.1, 0.3, 0.6, 1.0)),
          "bow_data": ("bow", (0.03, 0.1, 0.3, 0.6, 1.0))}
 MID = {"fisher": 64, "bow": 1024}  # the recipe size of the data curves
+# the encoder fit of every point: descriptors sampled (from at most 5,000 of its train images), EM
+# or Lloyd iterations at most
+ENCODER = {"encoder_descriptors": 100_000, "em_iters": 20}
+ENCODER_QUICK = {"encoder_descriptors": 20_000, "em_iters": 10}
 QUICK_MID = {"fisher": 16, "bow": 256}
 
 
@@ -105,7 +112,7 @@ def _train_features(images, recipe, state, batch_size):
 
 
 def measure(method, size, xtr, ytr, xte, yte, *, encoder_images=5000, encoder_descriptors=100_000,
-            em_iters=30, batch_size=500, log=print) -> dict:
+            em_iters=20, batch_size=500, log=print) -> dict:
     """One point: encoder fit, features, SVM, test accuracy; times in seconds."""
     recipe = RECIPES[method](size)
     t0 = time.perf_counter()
@@ -134,23 +141,25 @@ def measure(method, size, xtr, ytr, xte, yte, *, encoder_images=5000, encoder_de
             "seconds": t4 - t0}
 
 
-def run(out, *, quick=False, data_dir="", dim_train=10_000, test=10_000, log=print, data=None) -> list:
+def run(out, *, quick=False, data_dir="", dim_train=5000, test=5000, log=print, data=None) -> list:
     """Measure every missing point (cached in OUT/points/), then write the table, JSON and plots."""
     from jaxnet.classical.bench import load_fashion_mnist
 
     out = Path(out)
     (out / "points").mkdir(parents=True, exist_ok=True)
     xtr, ytr, xte, yte = data if data is not None else load_fashion_mnist(data_dir)
-    pool = min(len(ytr), 2000 if quick else len(ytr))
+    pool = min(len(ytr), 1000 if quick else len(ytr))
     pool_idx = stratified(ytr, pool, seed=1) if pool < len(ytr) else np.arange(len(ytr))
     if quick:
-        dim_train, test = min(dim_train, pool), min(test, 2000)
+        dim_train, test = min(dim_train, pool), min(test, 1000)
     test_idx = stratified(yte, test, seed=2) if test < len(yte) else np.arange(len(yte))
     todo = points(quick, min(dim_train, pool), pool)
     results, started = [], time.perf_counter()
     for i, (name, curve, method, x, size, n) in enumerate(todo):
+        encoder = ENCODER_QUICK if quick else ENCODER
         settings = {"curve": curve, "method": method, "x": x, "size": size, "train": n, "test": len(test_idx),
-                    "pool": pool, "recipe": RECIPES[method](size), "svm": SVM[method], "quick": quick}
+                    "pool": pool, "recipe": RECIPES[method](size), "svm": SVM[method], "encoder": encoder,
+                    "quick": quick}
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         path = out / "points" / f"{name}.json"
         if path.exists() and json.loads(path.read_text()).get("key") == key:
@@ -161,7 +170,7 @@ def run(out, *, quick=False, data_dir="", dim_train=10_000, test=10_000, log=pri
             f" (elapsed {time.perf_counter() - started:.0f} s)")
         idx = pool_idx[stratified(ytr[pool_idx], n, seed=3)] if n < pool else pool_idx
         point = measure(method, size, xtr[idx], ytr[idx], xte[test_idx], yte[test_idx], log=log,
-                        encoder_images=min(5000, len(idx)))
+                        encoder_images=min(5000, len(idx)), **encoder)
         record = {"name": name, "key": key, **settings, **point}
         path.write_text(json.dumps(record, indent=2) + "\n")
         results.append(record)
@@ -212,17 +221,21 @@ def write_outputs(out, results) -> None:
                 continue
             xs, ys = [r[xkey] for r in pts], [100 * r["test_acc"] for r in pts]
             ax.plot(xs, ys, marker="o", label=LABELS[curve])
+            below = curve.startswith("bow")  # labels of the two curves on opposite sides
             for r, x, y in zip(pts, xs, ys):
-                note = f"{r['size']}" if curve in ("fisher_components", "bow_words") else f"{r['seconds']:.0f}s"
-                ax.annotate(note, (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+                note = f"{r['size']}" if curve in ("fisher_components", "bow_words") else f"{r['seconds']:.0f} s"
+                ax.annotate(note, (x, y), textcoords="offset points", xytext=(0, -11 if below else 6),
+                            ha="center", fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel(xlabel + " (log scale)")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         n = by_curve.get(curves[0], [{}])[0].get("train_examples")
-        ax.set_title("the larger the feature vectors, the better" + (f" ({n:,} train images)" if n else "")
-                     if fname == "dimension.png" else "the more training data, the better")
+        test = by_curve.get(curves[0], [{}])[0].get("test_examples")
+        ax.set_title(("the larger the feature vectors, the better" + (f" ({n:,} train images)" if n else "")
+                      if fname == "dimension.png" else "the more training data, the better (labels: time per point)")
+                     + (f"\nFashion-MNIST, {test:,} test images" if test else ""), fontsize=10)
         fig.tight_layout()
         fig.savefig(out / fname)
         plt.close(fig)
@@ -242,8 +255,8 @@ def main():
                         " workdirs/curves_quick with --quick)")
     parser.add_argument("--quick", action="store_true", help="smaller sweeps in a few minutes")
     parser.add_argument("--data-dir", default="")
-    parser.add_argument("--dim-train", type=int, default=10_000, help="train images of the dimension sweeps")
-    parser.add_argument("--test", type=int, default=10_000, help="test images of every point")
+    parser.add_argument("--dim-train", type=int, default=5000, help="train images of the dimension sweeps")
+    parser.add_argument("--test", type=int, default=5000, help="test images of every point (stratified)")
     args = parser.parse_args()
     out = args.out or ("workdirs/curves_quick" if args.quick else "workdirs/curves")
     run(out, quick=args.quick, data_dir=args.data_dir, dim_train=args.dim_train, test=args.test,

@@ -6,6 +6,7 @@ device inside the jitted step (`jaxnet.training.steps.normalize`). An image that
 is a one-line JaxnetError naming it (its file, or dataset, split and record index); raised in a
 grain worker process, grain re-raises it in this one with its type and message unchanged.
 """
+import functools
 import math
 import os
 import threading
@@ -137,14 +138,15 @@ def _prefetch(dataset: grain.MapDataset, num_workers: int):
             flags.FLAGS.mark_as_parsed()
         dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
                                                                    per_worker_buffer_size=2),
-                                      worker_init_fn=exit_with_parent)
+                                      worker_init_fn=functools.partial(exit_with_parent,
+                                                                       parent=os.getpid()))
     return dataset
 
 
-def exit_with_parent(worker_index: int = 0, worker_count: int = 1) -> None:
-    """In a worker process: exit as soon as the process that started it is gone, also after a
-    `kill -9` of it (which runs no clean-up), instead of lingering with its memory."""
-    parent = os.getppid()
+def exit_with_parent(worker_index: int = 0, worker_count: int = 1, *, parent: int) -> None:
+    """In a worker process: exit as soon as `parent`, the process that started it, is gone, also
+    after a `kill -9` of it (which runs no clean-up) and also if that happened while the worker
+    was still starting, instead of lingering with its memory."""
 
     def watch():
         while os.getppid() == parent:

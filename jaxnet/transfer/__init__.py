@@ -11,6 +11,12 @@
 The methods built on them are jaxnet.methods.probe, .finetune and .cluster; weight import/export
 lives in jaxnet.weights.
 """
-from jaxnet.transfer.extract import extract, feature_fn, layer_names
+import warnings
+
+# `python -m jaxnet.transfer.extract` runs a module this package has already imported (for the
+# names below); runpy's warning about that is harmless here.
+warnings.filterwarnings("ignore", r".*'jaxnet\.transfer\.extract' found in sys\.modules", RuntimeWarning)
+
+from jaxnet.transfer.extract import extract, feature_fn, layer_names  # noqa: E402
 
 __all__ = ["extract", "feature_fn", "layer_names"]

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnet.classical import coding, hog, lbp, pipeline, pyramid
+from jaxnet.classical import coding, hog, lbp, pipeline, pyramid, sharding
 
 RNG = np.random.default_rng(11)
 
@@ -92,12 +92,11 @@ def test_coding_pipeline_blocks(devices):
     assert pipeline.needs_fit(cfg)
     state = pipeline.fit_features(x, cfg, key=jax.random.PRNGKey(1), em_iters=4)
     assert [st["centres"].shape for st in state["coding"]] == [(3, 6), (5, 59)]
-    f = pipeline.extract_features(x, cfg, state, batch_size=5)
+    f = pipeline.extract_features(x, cfg, state, batch_size=9)
     d_svc, d_llc = 8 * 3 * (6 + 1), 5 * 5
     assert f.shape == (9, 36 + d_svc + d_llc)
     np.testing.assert_allclose(np.linalg.norm(f[:, 36:36 + d_svc], axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(f[:, 36 + d_svc:], axis=1), 1.0, rtol=1e-5)
-    from jaxnet.classical import sharding
     sharded = pipeline.extract_features(x, cfg, state, mesh=sharding.data_mesh(devices))
     np.testing.assert_allclose(sharded, f, atol=1e-5)
     traced = jax.jit(lambda im, st: pipeline.traced_features(im, cfg, st))(jnp.asarray(x), state)

@@ -47,9 +47,9 @@ def test_plus_plus_picks_distinct_points():
 def test_sharded_equals_unsharded(devices):
     x, _, _ = _blobs(1001, k=5, d=4, spread=2.0)  # 1001 rows: padding on 8 devices
     key = jax.random.PRNGKey(3)
-    one, h1 = kmeans.fit_kmeans(x, 7, key=key, max_iter=20, block_rows=64)
+    one, h1 = kmeans.fit_kmeans(x, 7, key=key, max_iter=8, block_rows=64)
     mesh = sharding.data_mesh(devices)
-    eight, h8 = kmeans.fit_kmeans(x, 7, key=key, max_iter=20, block_rows=64, mesh=mesh)
+    eight, h8 = kmeans.fit_kmeans(x, 7, key=key, max_iter=8, block_rows=64, mesh=mesh)
     assert len(h1) == len(h8)
     np.testing.assert_allclose(h1, h8, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(one), np.asarray(eight), atol=1e-4)
