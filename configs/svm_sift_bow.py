@@ -6,8 +6,12 @@ Fashion-MNIST (the default; runs on a 2-core CPU, ~6 GB of RAM for the 60,000 x 
 train features on the SVM's devices):
   Run:      python train.py --config=configs/svm_sift_bow.py
   Evaluate: python eval.py --config=configs/svm_sift_bow.py --workdir=workdirs/svm_sift_bow
-  Expected: >= 90% test top-1. Measured here (2-core CPU shared with other jobs, through
-  jaxnet.classical.pipeline + svm directly with this config's settings): not yet measured (cut short by the end of the session).
+  Expected: >= 90% test top-1. Measured here: 90.84% test top-1 (2-core CPU shared with three
+  other agents' jobs, load average 5-10; through jaxnet.classical.pipeline.fit_features /
+  extract_features + svm.fit_svm with this config's settings, not through train.py): codebook
+  fit 34 s, features 222 s for the 70,000 images (316 images/s under that load), SVM fit a few
+  minutes (608 s for two fits, lam 3e-4: 90.35%, and this lam 1e-4). On 10,000 train images the
+  same recipe gave 88.7% (hard assignment to 256 words without the pyramid's extra scales: 84%).
   Features: dense SIFT (2, 3, 4 px bins, every 2 px; PCA 64) -> soft assignment to the 5 nearest
   of 512 k-means words -> histograms per pyramid region (1x1 + 2x2 + 3x1) -> chi2 map (order 1):
   12,288 dims (jaxnet.classical.pipeline.SIFT_BOW_FEATURES).
@@ -39,7 +43,7 @@ def get_config(arg=None):
     c.classical.max_iter = 300
     c.classical.encoder_images = 5000  # the codebook: k-means on descriptors of these train images,
     c.classical.encoder_descriptors = 100_000  # ... at most this many of them (PCA too),
-    c.classical.em_iters = 50  # ... at most this many Lloyd iterations
+    c.classical.em_iters = 30  # ... at most this many Lloyd iterations
     c.eval_batch_size = 500  # images per feature-extraction batch
     if variant == "imagenet":
         c.image_size = 128  # resize + centre crop

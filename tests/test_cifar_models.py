@@ -48,14 +48,14 @@ def test_layout_three_stages_of_n_blocks_with_option_a():
 def test_forward_shapes_and_maps_on_28px_grey():
     model = create_model("cifar_resnet20", num_classes=10)
     x = jnp.ones((2, 28, 28, 1))
-    v = model.init(jax.random.key(0), x)
-    _, inter = model.apply(v, x, capture_intermediates=lambda m, _: m.name in (
-        "stage1_block1", "stage2_block1", "stage3_block1"), mutable=["intermediates"])
-    shapes = {k: inter["intermediates"][k]["__call__"][0].shape
-              for k in ("stage1_block1", "stage2_block1", "stage3_block1")}
+    v = variables(model, 28, 1)
+    names = ("stage1_block1", "stage2_block1", "stage3_block1")
+    _, inter = jax.eval_shape(lambda v: model.apply(
+        v, x, capture_intermediates=lambda m, _: m.name in names, mutable=["intermediates"]), v)
+    shapes = {k: inter["intermediates"][k]["__call__"][0].shape for k in names}
     assert shapes == {"stage1_block1": (2, 28, 28, 16), "stage2_block1": (2, 14, 14, 32),
                       "stage3_block1": (2, 7, 7, 64)}
-    assert model.apply(v, x).shape == (2, 10)
+    assert jax.eval_shape(lambda v: model.apply(v, x), v).shape == (2, 10)
 
 
 def test_bad_depth_and_options_are_refused():
@@ -73,8 +73,8 @@ def test_bad_depth_and_options_are_refused():
 def test_small_cnn_takes_every_activation(activation):
     model = create_model("small_cnn", num_classes=10, activation=activation)
     x = jnp.ones((2, 32, 32, 3))
-    v = model.init(jax.random.key(0), x)
-    assert model.apply(v, x).shape == (2, 10)
+    v = variables(model)
+    assert jax.eval_shape(lambda v: model.apply(v, x), v).shape == (2, 10)
     widen = 2 if activation == "maxout" else 1
     assert v["params"]["conv1"]["kernel"].shape == (5, 5, 3, 32 * widen)
     assert v["params"]["fc"]["kernel"].shape == (4 * 4 * 64, 10)  # 32 -> 16 -> 8 -> 4

@@ -5,13 +5,14 @@ et al. 2008, localised as in Liu et al. 2011; neighbours=0 spreads over all word
 votes are counted per spatial-pyramid region: [N, R, K] histograms, then fractions per region.
 
 Images are processed a few at a time inside the jitted computation (`jax.lax.map`), so the
-[descriptors, words] distance matrix stays near `budget` floats whatever the batch size.
+[descriptors, words] score matrix stays near `budget` values whatever the batch size (about a
+million: in cache, 5x faster on CPU than one [batch x descriptors, words] matrix).
 """
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.classical.kmeans import sq_distances
+from jaxnet.classical.kmeans import nearest, scores
 
 ASSIGNMENTS = ("hard", "soft")
 NORMALIZATIONS = ("l1", "none")
@@ -35,18 +36,19 @@ def assignments(desc, centres, *, assign: str = "hard", neighbours: int = 0, sig
     weight [..., M, T]), each descriptor's weights summing to 1. hard: T = 1, the nearest word;
     soft: weights proportional to exp(-|x - c|^2 / (2 sigma^2)) over the `neighbours` nearest
     words (T = neighbours), or over all K words (neighbours = 0, T = K)."""
-    d2 = sq_distances(desc, centres)
     k = centres.shape[0]
     if assign == "hard":
-        return jnp.argmin(d2, axis=-1)[..., None].astype(jnp.int32), jnp.ones(d2.shape[:-1] + (1,), jnp.float32)
+        index, _ = nearest(desc, centres)
+        return index, jnp.ones(index.shape, jnp.float32)
     if assign != "soft":
         raise ValueError(f"assign must be one of {ASSIGNMENTS}, got {assign!r}")
-    logits = -d2 / (2.0 * jnp.square(sigma))
+    # -|x - c|^2 / (2 sigma^2) = score / sigma^2 - |x|^2 / (2 sigma^2): the last term cancels
     if neighbours and neighbours < k:
-        logits, index = jax.lax.top_k(logits, neighbours)
+        index, best = nearest(desc, centres, neighbours)
     else:
-        index = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), d2.shape)
-    return index.astype(jnp.int32), jax.nn.softmax(logits, axis=-1)
+        best = scores(desc, centres)
+        index = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), best.shape)
+    return index, jax.nn.softmax(best / jnp.square(sigma), axis=-1)
 
 
 def histograms(index, weight, regions, num_words: int):
@@ -66,7 +68,7 @@ def histograms(index, weight, regions, num_words: int):
 
 
 def bow_vector(desc, centres, regions, *, assign: str = "hard", neighbours: int = 0, sigma=1.0,
-               normalize: str = "l1", budget: int = 1 << 24):
+               normalize: str = "l1", budget: int = 1 << 20):
     """Bag-of-words vectors [N, R * K] of descriptors [N, M, d]: pyramid histograms of word
     votes, each region divided by its descriptor count when normalize="l1" (fractions summing
     to 1 per region), raw counts with "none". `regions` must be concrete ([M, R] 0/1)."""

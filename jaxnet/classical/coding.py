@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxnet.classical import grid, hog, lbp
 from jaxnet.classical.bow import region_table
-from jaxnet.classical.kmeans import sq_distances
+from jaxnet.classical.kmeans import nearest
 
 METHODS = ("super_vector", "llc")
 POOLINGS = ("max", "average")
@@ -97,7 +97,7 @@ def _scatter(table, index, values, r, k, reduce):
     return out.at[flat].max(vals, mode="drop") if reduce == "max" else out.at[flat].add(vals, mode="drop")
 
 
-def super_vector(desc, centres, regions, *, s: float = 1.0, power: float = 1.0, budget: int = 1 << 24):
+def super_vector(desc, centres, regions, *, s: float = 1.0, power: float = 1.0, budget: int = 1 << 20):
     """Super-vector codes [N, R * K * (d + 1)] of descriptors [N, M, d] (hard assignment to the
     codebook centres [K, d]; regions: concrete 0/1 [M, R]). Block k of a region holds
     sqrt(p_k) [s, mean of its descriptors in word k - v_k] (zeros for an empty word)."""
@@ -109,7 +109,7 @@ def super_vector(desc, centres, regions, *, s: float = 1.0, power: float = 1.0, 
     count = jnp.asarray(np.maximum(regions.sum(axis=0), 1.0))[:, None]  # [R, 1]
 
     def one(x):  # [M, d] -> [R, K, d + 1]
-        word = jnp.argmin(sq_distances(x, centres), axis=-1)[:, None]  # [M, 1]
+        word = nearest(x, centres)[0]  # [M, 1]
         rows = jnp.concatenate([jnp.ones((m, 1), jnp.float32), x], axis=-1)[:, None]  # [M, 1, d + 1]
         sums = _scatter(table, word, rows, r, k, "add").reshape(r, k, d + 1)
         num = sums[..., 0]  # descriptors of each word in each region
@@ -129,7 +129,7 @@ def llc_codes(x, centres, *, neighbours: int = 5, beta: float = 1e-4):
     C = (B - x)(B - x)^T + beta trace(C) I, c = C^-1 1 / (1^T C^-1 1))."""
     centres = jnp.asarray(centres)  # indexed by traced word indices below
     t = min(neighbours, centres.shape[0])
-    _, index = jax.lax.top_k(-sq_distances(x, centres), t)  # [M, T]
+    index = nearest(x, centres, t)[0]  # [M, T]
     z = centres[index] - x[:, None, :]  # [M, T, d]
     c = z @ jnp.swapaxes(z, 1, 2)  # [M, T, T]
     c = c + (beta * jnp.trace(c, axis1=1, axis2=2) + 1e-10)[:, None, None] * jnp.eye(t)
@@ -159,7 +159,7 @@ def _spd_solve_ones(c):
 
 
 def llc_vector(desc, centres, regions, *, neighbours: int = 5, beta: float = 1e-4, pooling: str = "max",
-               power: float = 1.0, budget: int = 1 << 24):
+               power: float = 1.0, budget: int = 1 << 20):
     """LLC codes of descriptors [N, M, d], pooled per region: [N, R * K]. pooling="max" keeps
     each word's largest code in the region (0 if none is positive), "average" their mean."""
     if pooling not in POOLINGS:

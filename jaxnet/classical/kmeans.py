@@ -1,8 +1,8 @@
 """k-means in JAX: the visual-word codebooks of bag-of-words and of the NEC 2010 coding step.
 
 k-means++ seeding (Arthur & Vassilvitskii 2007), then Lloyd iterations. Each iteration is one
-pass over the points in blocks of rows (the [rows, K] distance matrix of a block only), so
-100,000 points x 4,096 centres fit in a few hundred MB. With a mesh, points are split over its
+pass over the points in blocks of rows (the [rows, K] distance matrix of a block only, about a
+million values: small enough to stay in cache, which on CPU is several times faster). With a mesh, points are split over its
 'data' axis: each device assigns its own rows and the per-centre sums are added over devices
 (`jax.shard_map` + `psum`), so the result equals the one-device fit up to float summation order.
 """
@@ -27,10 +27,23 @@ def sq_distances(x, centres):
     return jnp.maximum(d, 0.0)
 
 
+def scores(x, centres):
+    """x.c - |c|^2 / 2 [..., K]: = (|x|^2 - |x - c|^2) / 2, so the nearest centres have the
+    largest scores (one matmul and one broadcast add; |x|^2 is not needed to rank them)."""
+    return x @ centres.T - 0.5 * jnp.sum(centres * centres, axis=-1)
+
+
+def nearest(x, centres, k: int = 1):
+    """The k nearest centres of each point: (index [..., k] int32, score [..., k], see `scores`),
+    nearest first. (lax.top_k: on CPU faster than argmin / argmax over the last axis.)"""
+    best, index = jax.lax.top_k(scores(x, centres), k)
+    return index.astype(jnp.int32), best
+
+
 def assign(x, centres):
     """Nearest centre of each point: (index [...] int32, squared distance [...])."""
-    d = sq_distances(x, centres)
-    return jnp.argmin(d, axis=-1).astype(jnp.int32), jnp.min(d, axis=-1)
+    index, best = nearest(x, centres)
+    return index[..., 0], jnp.maximum(jnp.sum(x * x, axis=-1) - 2.0 * best[..., 0], 0.0)
 
 
 @partial(jax.jit, static_argnames=("k",))
@@ -119,6 +132,7 @@ def fit_kmeans(x, k: int, *, key, max_iter: int = 50, tol: float = 1e-4, mesh=No
     if max_iter < 0:
         raise ValueError(f"max_iter must be >= 0, got {max_iter}")
     centre = jnp.mean(x, axis=0)  # centring keeps |x|^2 - 2 x.c + |c|^2 accurate in float32
+    block_rows = max(1, min(block_rows, (1 << 20) // k))  # a [rows, k] score block stays in cache
     xp, mask, block = _prepare(x - centre, mesh, block_rows)
     centres = _plus_plus(xp, mask, k, key)
     stats = _stats_fn(mesh, block)

@@ -65,8 +65,11 @@ SIFT_BOW_FEATURES = {
 }
 # NEC 2010's coding step: dense HOG blocks (cells of 3 and 4 px: 100 x 36-d) and LBP histograms of
 # 8 px windows every 2 px (121 x 59-d, PCA 32), each super-vector coded on 32 k-means words and
-# average-pooled over the pyramid 1x1 + 2x2 + 3x1: 9,472 + 8,448 = 17,920 dims.
+# average-pooled over the pyramid 1x1 + 2x2 + 3x1 (9,472 + 8,448 dims), beside the global HOG + LBP
+# vectors of svm_hog_lbp (2,240 dims): 20,160 dims.
 NEC2010_FEATURES = {
+    "hog": {"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"},
+    "lbp": {"cell": 7},
     "coding": [{"descriptor": "hog", "cells": (3, 4), "method": "super_vector", "words": 32, "pyramid": _PYRAMID},
                {"descriptor": "lbp", "windows": (8,), "step": 2, "pca_dim": 32, "method": "super_vector",
                 "words": 32, "pyramid": _PYRAMID}],

@@ -118,13 +118,12 @@ def landscape(config, workdir, mesh, *, grid: int, span: float, examples: int, s
     d2 = filter_normalized_direction(r2, params)
     axis = np.linspace(-span, span, grid)
     aa, bb = np.meshgrid(axis, axis)  # rows: b (direction 2), columns: a (direction 1)
-    losses = loss_at_points(loss_fn, params, d1, d2, np.stack([aa.ravel(), bb.ravel()], 1), mesh,
-                            data=data)
     line = np.linspace(-span, span, slice_points)
-    slice_losses = loss_at_points(loss_fn, params, d1, d2,
-                                  np.stack([line, np.zeros_like(line)], 1), mesh, data=data)
-    return {"axis": axis.tolist(), "grid": losses.reshape(grid, grid).tolist(),
-            "line": line.tolist(), "slice": slice_losses.tolist()}
+    coords = np.concatenate([np.stack([aa.ravel(), bb.ravel()], 1),
+                             np.stack([line, np.zeros_like(line)], 1)])  # one compiled function
+    losses = loss_at_points(loss_fn, params, d1, d2, coords, mesh, data=data)
+    return {"axis": axis.tolist(), "grid": losses[:grid * grid].reshape(grid, grid).tolist(),
+            "line": line.tolist(), "slice": losses[grid * grid:].tolist()}
 
 
 def cached_landscape(path: Path, settings: dict, compute) -> dict:

@@ -75,7 +75,7 @@ def run(ctx: Context) -> Section:
         panels.append((title, series))
     fig = plots.curves(ctx.figure("plain_vs_residual.png"), None, panels=panels,
                        title="Plain vs residual CIFAR nets: training (thin) and test (bold) error",
-                       xlabel="epochs", ylabel="error", ylim=(0, 0.5))
+                       xlabel="epochs", ylabel="error", ylim=(0, 1))
     rows = [["net", "params (paper)", "final train err (running)", "test err", "paper test err (CIFAR-10)"]]
     for net, r in runs.items():
         depth = int(net.removeprefix("resnet").removeprefix("plain"))

@@ -29,23 +29,23 @@ def test_sweep_writes_outputs_and_caches(tmp_path, monkeypatch):
     tiny = {"bow": lambda w: {"bow": {"bin_sizes": (2,), "step": 4, "pca_dim": 4, "words": w, "pyramid": ((1, 1),)},
                               "kernel_map": {"order": 1}}}
     monkeypatch.setattr(curves, "RECIPES", tiny)
-    monkeypatch.setattr(curves, "QUICK", {"bow_words": ("bow", (3, 4)), "bow_data": ("bow", (0.5, 1.0))})
+    monkeypatch.setattr(curves, "QUICK", {"bow_words": ("bow", (3,)), "bow_data": ("bow", (0.5, 1.0))})
     monkeypatch.setattr(curves, "QUICK_MID", {"bow": 3})
     xtr, ytr = _stripes(40)
     xte, yte = _stripes(40)
     lines = []
     results = curves.run(tmp_path, quick=True, data=(xtr, ytr, xte, yte), log=lines.append)
-    assert [r["name"] for r in results] == ["bow_words_3", "bow_words_4", "bow_data_0.5", "bow_data_1"]
-    assert [r["feature_dim"] for r in results] == [3 * 3, 3 * 4, 3 * 3, 3 * 3]  # the chi2 map triples
-    assert [r["train_examples"] for r in results] == [40, 40, 20, 40]
+    assert [r["name"] for r in results] == ["bow_words_3", "bow_data_0.5", "bow_data_1"]
+    assert [r["feature_dim"] for r in results] == [3 * 3] * 3  # the chi2 map triples
+    assert [r["train_examples"] for r in results] == [40, 20, 40]
     assert all(r["test_examples"] == 40 and 0.5 <= r["test_acc"] <= 1.0 for r in results)
     assert all(r["seconds"] >= r["svm_seconds"] > 0 for r in results)
-    assert any("[1/4] bow_words_3" in line for line in lines)  # progress
+    assert any("[1/3] bow_words_3" in line for line in lines)  # progress
     for name in ("curves.md", "curves.json", "dimension.png", "data.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert (tmp_path / "dimension.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (tmp_path / "curves.md").read_text()
-    assert table.count("\n| bow_words |") == 2 and "50% of the train pool (3 words)" in table
+    assert table.count("\n| bow_data |") == 2 and "50% of the train pool (3 words)" in table
     assert "dimension.png" in curves.report_section(tmp_path)
 
     def fail(*args, **kwargs):
