@@ -1,6 +1,6 @@
 """Evaluate a trained workdir: python eval.py --config=configs/NAME.py --workdir=DIR [--split=test]
 [--step=N] [--protocol=center|ten_crop|googlenet_144|multiscale] [--ensemble=DIR,DIR]
-[--labels_file=real.json] [--noreport].
+[--labels_file=real.json] [--noreport] [--out=DIR].
 
 Reports loss, top-1/top-5 accuracy and error over the whole split under the chosen test protocol
 (of one model, or the softmax average of an ensemble), with the metrics beyond top-k, and
@@ -23,6 +23,9 @@ LABELS_FILE = flags.DEFINE_string(
     " page exports: adds real_top1_acc.")
 REPORT = flags.DEFINE_bool(
     "report", True, "Also write per-class results, figures and the HTML report beside the JSON.")
+OUT = flags.DEFINE_string(
+    "out", None, "Write the eval JSON, per-class results, figures and report here instead of"
+    " WORKDIR/eval/ (e.g. for a read-only workdir).")
 ENSEMBLE = flags.DEFINE_list(
     "ensemble", [], "Other trained workdirs whose softmax is averaged with this one's (each"
     " restored with its own config.json, at its latest checkpoint).")
@@ -36,7 +39,7 @@ def main(argv):
 
     m = run_reporting_errors(lambda: evaluate(
         CONFIG.value, workdir_or_default(), SPLIT.value, STEP.value, PROTOCOL.value, ENSEMBLE.value,
-        LABELS_FILE.value, REPORT.value))
+        LABELS_FILE.value, REPORT.value, OUT.value))
     if jax.process_index() == 0:  # process 0 wrote the file; one report per job
         how = (f"{m['protocol']}, {m['num_views']} view(s)"
                + (f", {len(m['models'])} models" if len(m["models"]) > 1 else ""))
@@ -46,7 +49,8 @@ def main(argv):
         for key in ("real_top1_acc", "hier_cost_top5", "mistake_severity", "ece"):
             if m.get(key) is not None:
                 print(f"  {key} {m[key]:.4f}")
-        print(f"written to {m['path']}" + (f" (report: {m['files']['page']})" if "files" in m else ""))
+        if m["path"]:
+            print(f"written to {m['path']}" + (f" (report: {m['files']['page']})" if "files" in m else ""))
 
 
 if __name__ == "__main__":

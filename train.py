@@ -3,10 +3,16 @@
 Re-running the same command with the same workdir resumes from its latest checkpoint.
 """
 import jax
-from absl import app
+from absl import app, flags
 
 from jaxnet.cli import (CONFIG, parse_flags, run_reporting_errors, start_jax,
                         workdir_or_default)
+
+ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume a workdir although config fields changed that affect"
+    " the result (batch size, learning rate, ...); the changes are recorded in"
+    " WORKDIR/config_history.jsonl. Extending num_epochs or changing the logging, evaluation or"
+    " checkpoint cadence needs no flag.")
 
 
 def main(argv):
@@ -15,7 +21,8 @@ def main(argv):
     start_jax(CONFIG.value)  # before any other JAX call
     from jaxnet.methods import train
 
-    metrics = run_reporting_errors(lambda: train(CONFIG.value, workdir_or_default()))
+    metrics = run_reporting_errors(lambda: train(
+        CONFIG.value, workdir_or_default(), allow_config_change=ALLOW_CONFIG_CHANGE.value))
     if jax.process_index() == 0:  # one summary line per job, not per host
         print(f"final {CONFIG.value.eval_split}: top-1 {metrics['top1_acc']:.4f}, "
               f"top-5 {metrics['top5_acc']:.4f}, loss {metrics['loss']:.4f}")

@@ -55,11 +55,21 @@ def parse_flags(argv):
     except (AttributeError, KeyError, flags.Error) as e:
         print(f"error: {config_flag_error(argv, e)}", file=sys.stderr)
         sys.exit(2)
-    if CONFIG.value is not None:
-        with CONFIG.value.unlocked():
-            for arg in model_args:
-                key, _, text = arg[len("--config.model."):].partition("=")
-                CONFIG.value.model[key] = literal(text)
+    if len(remaining) > 1:
+        print(f"error: unexpected arguments {remaining[1:]}: flags are written --name=value",
+              file=sys.stderr)
+        sys.exit(1)
+    try:
+        config = CONFIG.value
+        if config is not None:
+            with config.unlocked():  # (the file is loaded at this first use)
+                for arg in model_args:
+                    key, _, text = arg[len("--config.model."):].partition("=")
+                    config.model[key] = literal(text)
+    except OSError as e:  # ml_collections: the file is missing or raised while loading
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        print(f"error: --config: {lines[-1] if lines else e}", file=sys.stderr)
+        sys.exit(2)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     return remaining

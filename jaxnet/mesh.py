@@ -64,3 +64,21 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def free_memory(device) -> tuple[int, int]:
+    """(bytes free for new buffers, devices sharing them) for `device`: an accelerator's own
+    memory (its allocator's limit less what is in use), or, for CPU devices, the host's available
+    RAM (/proc/meminfo's MemAvailable), which all of this process's CPU devices share. (0, 1) if
+    unknown."""
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), 1
+        return 0, 1
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024, len(jax.local_devices())
+    except (OSError, KeyError, ValueError):
+        return 0, 1

@@ -40,24 +40,4 @@ def test_train_eval_resume(tmp_path):
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_unknown_config_field_is_named_without_a_traceback(tmp_path):
-    code, out = run("train.py", "--config=tests/tiny_config.py", "--config.learning_rate=0.1",
-                    f"--workdir={tmp_path}")
-    assert code == 2 and "unknown config field 'learning_rate'" in out and "Traceback" not in out
-
-
-def test_imagenet_config_explains_how_to_get_the_data(tmp_path):
-    code, out = run("train.py", "--config=configs/resnet50.py", f"--workdir={tmp_path / 'r50'}")
-    assert code == 1 and "ILSVRC2012_img_train.tar" in out and "Traceback" not in out
-    assert not (tmp_path / "r50").exists()  # nothing written for a run that cannot start
-
-
-def test_eval_without_checkpoint_says_train_first(tmp_path):
-    code, out = run("eval.py", "--config=tests/tiny_config.py", f"--workdir={tmp_path}")
-    assert code == 1 and "train first" in out and "Traceback" not in out
-
-
-def test_batch_not_divisible_by_devices_is_reported(tmp_path):
-    code, out = run("train.py", "--config=tests/tiny_config.py", "--config.batch_size=12",
-                    f"--workdir={tmp_path}")
-    assert code == 1 and "not divisible by the 8 devices" in out and "Traceback" not in out
+# Mistakes on the command line (unknown fields, missing data, no checkpoint, ...): test_cli_errors.py

@@ -95,7 +95,7 @@ def restore_final(config, workdir: Path):
     shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
     with Checkpointer(workdir / "checkpoints", keep=5) as checkpointer:
         return restore_training(checkpointer, abstract_like(shapes, state_shardings(shapes, mesh, config)),
-                                step=8)
+                                step=8)[1]
 
 
 @pytest.fixture(scope="module")

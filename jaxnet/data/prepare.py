@@ -15,6 +15,7 @@ removes that directory, saying so). imagenet2012 --classes=FILE keeps a subset o
 as the label names: re-running into the same --data_dir with another subset is refused.
 """
 import argparse
+import contextlib
 import io
 import sys
 import time
@@ -32,9 +33,24 @@ def tfds_builder(name: str, data_dir=None):
     import tensorflow_datasets as tfds
 
     try:
-        return tfds.builder(name, data_dir=data_dir or None, file_format="array_record")
+        with quiet_tfds():
+            return tfds.builder(name, data_dir=data_dir or None, file_format="array_record")
     except Exception as e:  # unknown name, or a builder module that cannot be imported
         raise JaxnetError(f"tfds has no dataset {name!r} usable here ({type(e).__name__}: {e})") from e
+
+
+@contextlib.contextmanager
+def quiet_tfds():
+    """absl logging at ERROR within: tfds warns of missing or half-written dataset folders, which
+    jaxnet checks itself and explains in one line."""
+    from absl import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR if verbosity < logging.INFO else verbosity)  # --verbosity=0: all
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def prepare_tfds(name: str, data_dir: str = ""):

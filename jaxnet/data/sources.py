@@ -120,8 +120,9 @@ IMAGENET_HELP = (
     " ILSVRC2012_img_val.tar (6.3 GB) yourself into a directory DIR; then convert them once"
     " (no TensorFlow needed): python -m jaxnet.data.prepare imagenet2012 --manual_dir=DIR"
     " --data_dir=DATA, and train with --config.data_dir=DATA (or set JAXNET_DATA_DIR)."
-    " Meanwhile, every recipe can be tried end to end on random data with"
-    " --config.dataset=synthetic, and configs/fashion_mnist.py trains on real data."
+    " Meanwhile, every recipe can be tried end to end on random data, at a batch size a laptop"
+    " holds: --config.dataset=synthetic --config.batch_size=32 --config.num_epochs=0.001; and"
+    " configs/fashion_mnist.py trains on real data."
 )
 ILSVRC2010_HELP = (
     "ILSVRC-2010 was not found prepared in {where}. Register at image-net.org and download into a"
@@ -277,7 +278,7 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
     download are downloaded and prepared first; imagenet2012 needs jaxnet.data.prepare."""
     import tensorflow_datasets as tfds
 
-    from jaxnet.data.prepare import download_and_prepare, tfds_builder
+    from jaxnet.data.prepare import download_and_prepare, quiet_tfds, tfds_builder
 
     data_dir = config.data_dir or os.environ.get("JAXNET_DATA_DIR") or None
     if name == "ilsvrc2010":  # no tfds builder: only a prepared copy can be read
@@ -287,7 +288,9 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
             where = Path(data_dir or tfds.core.constants.DATA_DIR) / NAME / VERSION
             raise JaxnetError(ILSVRC2010_HELP.format(where=where))
     builder = tfds_builder(name, data_dir)
-    if not builder.is_prepared():
+    with quiet_tfds():
+        prepared = builder.is_prepared()
+    if not prepared:
         if name == "imagenet2012":
             raise JaxnetError(IMAGENET_HELP.format(where=builder.data_dir))
         try:

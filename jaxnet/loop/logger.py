@@ -19,6 +19,12 @@ def log_info(message: str) -> None:
     logging.info("[process %d] %s", jax.process_index(), message)
 
 
+def warn(message: str) -> None:
+    """One 'warning: ...' line on stderr (every process: each says what it saw)."""
+    log_info(f"warning: {message}")
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def progress_bar(total: int, desc: str, unit: str = "img"):
     """The one tqdm set-up: a live bar on a terminal, a line every 30 s in a log file."""
     return tqdm.tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True,
@@ -47,33 +53,39 @@ def drop_records_after(path: Path, step: int) -> int:
 
 
 class MetricLogger:
-    """`resume_step`: the step the run restarts from (0: from scratch); records logged past it
-    by an interrupted run are dropped, from metrics.jsonl and (purge_step) from TensorBoard, so
-    a resumed run's logs are an uninterrupted run's."""
+    """Logs of a run that resumes from `resume_step` (0: from scratch): records logged past it by
+    an interrupted run are dropped, from metrics.jsonl and (purge_step) from TensorBoard, so a
+    resumed run's logs are an uninterrupted run's. resume_step None: the files are opened by
+    `start`, whose initial step is the step the method actually restored."""
 
-    def __init__(self, workdir, total_steps: int, initial_step: int, enabled: bool = True,
-                 resume_step: int = 0):
-        self.enabled = enabled
+    def __init__(self, workdir, total_steps: int = 0, initial_step: int = 0, enabled: bool = True,
+                 resume_step: int | None = None):
+        self.enabled, self.workdir = enabled, Path(workdir)
         self.total_steps = total_steps
         self.start_time, self.start_step = time.time(), initial_step
-        self.bar = None
-        if not enabled:
+        self.bar, self.jsonl, self.dropped = None, None, 0
+        if enabled and resume_step is not None:
+            self._open(resume_step)
+
+    def _open(self, resume_step: int) -> None:
+        if not self.enabled or self.jsonl is not None:
             return
-        workdir = Path(workdir)
-        self.dropped = drop_records_after(workdir / "metrics.jsonl", resume_step)
-        self.jsonl = open(workdir / "metrics.jsonl", "a")
-        self.tensorboard = SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step + 1)
+        self.dropped = drop_records_after(self.workdir / "metrics.jsonl", resume_step)
+        self.jsonl = open(self.workdir / "metrics.jsonl", "a")
+        self.tensorboard = SummaryWriter(str(self.workdir / "tensorboard"), purge_step=resume_step + 1)
         if sys.stdout.isatty():
-            self.bar = progress_bar(total_steps, "train", "step")
-            self.bar.update(initial_step)
+            self.bar = progress_bar(self.total_steps, "train", "step")
+            self.bar.update(self.start_step)
 
     def start(self, total_steps: int, initial_step: int) -> None:
-        """(Re)start the step count and the ETA clock, once a method knows how long it runs."""
+        """(Re)start the step count and the ETA clock, once a method knows how long it runs and
+        the step it resumed from (the logs are opened here, dropping what lies past it)."""
         self.total_steps, self.start_time, self.start_step = total_steps, time.time(), initial_step
         if self.bar is not None:
             self.bar.close()
             self.bar = progress_bar(total_steps, "train", "step")
             self.bar.update(initial_step)
+        self._open(initial_step)
 
     def eta(self, step: int) -> float:
         """Seconds left at the average pace since this run started (or resumed)."""
@@ -85,6 +97,7 @@ class MetricLogger:
     def write(self, step: int, split: str, metrics: dict) -> None:
         """Record `metrics` of `split` ('train', 'test', ...) at `step` everywhere."""
         record = {"step": int(step), "split": split, **{k: _plain(v) for k, v in metrics.items()}}
+        self._open(self.start_step)
         if self.enabled:
             self.jsonl.write(json.dumps(record) + "\n")
             self.jsonl.flush()
@@ -118,9 +131,9 @@ class MetricLogger:
             print(message, flush=True)
 
     def close(self) -> None:
-        if self.enabled:
-            if self.bar is not None:
-                self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+        if self.jsonl is not None:
             self.jsonl.close()
             self.tensorboard.close()
 

@@ -13,7 +13,8 @@ from jaxnet import JaxnetError
 from jaxnet.data.pipeline import train_loader
 from jaxnet.evaluation.evaluator import Predictor
 from jaxnet.loop.checkpoint import abstract_like
-from jaxnet.mesh import batch_sharded, check_batch_size, one_at_a_time, replicated, shard_batch
+from jaxnet.mesh import (batch_sharded, check_batch_size, free_memory, one_at_a_time, replicated,
+                         shard_batch)
 from jaxnet.training.optim import observe_plateau
 from jaxnet.training.sharding import shardings_of
 from jaxnet.training.state import (build_training, count_params, eval_variables, join_state,
@@ -58,27 +59,31 @@ class StopSignals:
 
 
 def restore_training(checkpointer, state, data_iter=None, step=None):
-    """The train state saved at `step` (None: the latest), placed like `state` (arrays or
-    ShapeDtypeStructs with shardings); `data_iter`, if given, is moved to the saved position."""
+    """(step, train state) saved at `step` (None: the newest intact checkpoint), placed like
+    `state` (arrays or ShapeDtypeStructs with shardings); `data_iter`, if given, is moved to the
+    saved position."""
     variables, optimizer = split_state(state)
-    step = checkpointer.resolve_step(step)
-    meta = checkpointer.restore_meta(step)
-    if "data" not in meta:
-        raise JaxnetError(f"the checkpoint at step {step} in {checkpointer.directory} holds no"
-                          " training state (not a network training run); use another --workdir")
+    targets = {"variables": abstract_like(variables, shardings_of(variables)),
+               "optimizer": abstract_like(optimizer, shardings_of(optimizer))}
+
+    def restore_at(step):
+        meta = checkpointer.restore_meta(step)
+        if "data" not in meta:
+            raise JaxnetError(f"the checkpoint at step {step} in {checkpointer.directory} holds no"
+                              " training state (not a network training run); use another --workdir")
+        return meta, checkpointer.restore(step, targets)
+
+    step, (meta, restored) = checkpointer.restore_newest(restore_at, step)
     if data_iter is not None:
         data_iter.set_state(meta["data"])  # grain's public state API
-        data_iter.start_prefetch()  # the workers read ahead while the arrays are restored
-    restored = checkpointer.restore(step, {
-        "variables": abstract_like(variables, shardings_of(variables)),
-        "optimizer": abstract_like(optimizer, shardings_of(optimizer))})
-    return join_state(restored["variables"], restored["optimizer"])
+    return step, join_state(restored["variables"], restored["optimizer"])
 
 
-def save_training(checkpointer, step: int, state, data_iter) -> None:
+def save_training(checkpointer, step: int, state, data_iter, metrics=None) -> None:
+    """Save the train state and the data position at `step` (with its eval `metrics`, if any)."""
     variables, optimizer = split_state(state)
     checkpointer.save(step, {"variables": variables, "optimizer": optimizer},
-                      meta={"data": data_iter.get_state()})
+                      meta={"data": data_iter.get_state()}, metrics=metrics)
 
 
 def train_loop(config, run, build=build_training) -> Predictor:
@@ -100,9 +105,9 @@ def train_loop(config, run, build=build_training) -> Predictor:
     state = init(jax.random.PRNGKey(config.seed))
     state_sharding, data_sharding = shardings_of(state), batch_sharded(mesh)
     data_iter = iter(train_loader(train_source, config, jax.process_index(), jax.process_count()))
-    start_step = checkpointer.latest_step() or 0
-    if start_step:
-        state = restore_training(checkpointer, state, data_iter)
+    start_step = 0
+    if checkpointer.latest_step() is not None:
+        start_step, state = restore_training(checkpointer, state, data_iter)
 
     train_step = jax.jit(make_train_step(model, tx, schedule, config),
                          in_shardings=(state_sharding, data_sharding),
@@ -127,6 +132,40 @@ def train_loop(config, run, build=build_training) -> Predictor:
                       start_step, total_steps, steps_per_epoch, eval_every)
 
 
+GIB = 2.0**30
+
+
+def check_fits(needed: int, free: int, sharing: int, batch_size: int, data_devices: int) -> None:
+    """Refuse, in one line, a train step that needs more memory than is free (instead of an
+    out-of-memory kill after minutes of start-up). `needed`: bytes per device beyond what is
+    already allocated (XLA's memory analysis of the compiled step); `free`: bytes free for the
+    `sharing` devices that share them (free_memory). free 0: unknown, not checked."""
+    if free <= 0 or needed * sharing <= 0.9 * free:
+        return
+    per_example = needed * sharing / batch_size  # the step's buffers grow with the batch
+    fits = int(0.8 * free / per_example) // data_devices * data_devices
+    hint = (f"--config.batch_size={fits} would fit" if fits >= data_devices else
+            "even the smallest batch would not: use a smaller model or image size, or"
+            " --config.param_sharding=fsdp")
+    raise JaxnetError(
+        f"the train step needs about {needed * sharing / GIB:.1f} GiB ({sharing} device(s) x"
+        f" {needed / GIB:.2f} GiB) beyond the train state, and {free / GIB:.1f} GiB is free: it"
+        f" would run out of memory at batch size {batch_size}; {hint}")
+
+
+def compile_checked(train_step, state, batch, config, mesh):
+    """The train step compiled for this state and batch (and used as is, so nothing compiles
+    twice), after checking that it fits in memory (check_fits)."""
+    compiled = train_step.lower(state, batch).compile()
+    stats = compiled.memory_analysis()
+    if stats is not None:
+        needed = (stats.temp_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+                  + sum(x.nbytes for x in jax.tree.leaves(batch)) // mesh.size)
+        free, sharing = free_memory(mesh.devices.flat[0])
+        check_fits(needed, free, sharing, config.batch_size, mesh.shape["data"])
+    return compiled
+
+
 def _steps(config, run, state, data_iter, train_step, observe_eval, predictor, signals,
            start_step, total_steps, steps_per_epoch, eval_every):
     """train_loop's steps: log, evaluate, checkpoint; stop with a checkpoint at a signal."""
@@ -134,7 +173,10 @@ def _steps(config, run, state, data_iter, train_step, observe_eval, predictor, s
     window, checked, timed_steps, window_start = [], 0, 0, time.time()
     last_good, blocking = start_step, one_at_a_time(mesh)
     for step in range(start_step + 1, total_steps + 1):
-        state, metrics = train_step(state, shard_batch(next(data_iter), mesh))
+        batch = shard_batch(next(data_iter), mesh)
+        if step == start_step + 1:  # memory pre-flight before the first step runs
+            train_step = compile_checked(train_step, state, batch, config, mesh)
+        state, metrics = train_step(state, batch)
         if blocking:
             jax.block_until_ready(metrics)
         window.append(metrics)
@@ -146,14 +188,15 @@ def _steps(config, run, state, data_iter, train_step, observe_eval, predictor, s
         stopping = step == run.stop_at_step or signals.at(step)
         # Evaluate before checkpointing, so a checkpoint holds what this evaluation changed
         # (the plateau rule's state) and a resumed run equals an uninterrupted one.
+        eval_metrics = None
         if step % eval_every == 0 or last:
             eval_start = time.time()
             eval_metrics = run.evaluate(predictor(state), epoch=step / steps_per_epoch)
             if config.schedule == "plateau":
                 state = observe_eval(state, eval_metrics["top1_err"])
             window_start += time.time() - eval_start  # evaluation is not training throughput
-        if (step % config.log_every_steps == 0 or step % config.checkpoint_every_steps == 0
-                or last or stopping):
+        saving = step % config.checkpoint_every_steps == 0 or eval_metrics or last or stopping
+        if step % config.log_every_steps == 0 or saving:
             host = jax.device_get(window)
             _check_finite(host[checked:], step - len(host) + checked + 1, last_good,
                           checkpointer.directory)
@@ -166,8 +209,8 @@ def _steps(config, run, state, data_iter, train_step, observe_eval, predictor, s
                     "images_per_sec": timed_steps * config.batch_size / max(elapsed, 1e-9),
                 })
                 window, checked, timed_steps, window_start = [], 0, 0, time.time()
-            if step % config.checkpoint_every_steps == 0 or last or stopping:
-                save_training(checkpointer, step, state, data_iter)
+            if saving:  # every evaluated step too: the best one is kept (Checkpointer)
+                save_training(checkpointer, step, state, data_iter, eval_metrics)
                 last_good = step
             if stopping and signals.signal:
                 checkpointer.wait()

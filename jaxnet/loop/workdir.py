@@ -1,6 +1,17 @@
 """The workdir every method writes: config.json, checkpoints/, metrics.jsonl, tensorboard/ and
-eval/<split>_step<N>.json (see ../shared/DESIGN.md, "Workdir")."""
+eval/<split>_step<N>.json (see ../shared/DESIGN.md, "Workdir"); config_history.jsonl (each
+accepted config change) and `lock` (held while a run trains in it).
+
+A workdir with checkpoints resumes only with the config that wrote them: a changed field is
+refused and named, except SAFE_FIELDS (extending a run, its logging / evaluation / checkpoint
+cadence, where its data lives); `allow_changes` accepts the others, recorded in the history.
+"""
+import contextlib
+import datetime
+import fcntl
 import json
+import os
+import socket
 from pathlib import Path
 
 import jax
@@ -20,13 +31,22 @@ def field(tree: dict, dotted: str):
     return tree
 
 
-def changed_fields(workdir, config, fields) -> list:
-    """'name: saved there, now here' for each of `fields` that differs from WORKDIR/config.json
-    (none when the workdir has no config.json)."""
+# Fields a resumed run may change without --allow_config_change: how long it runs, how often it
+# logs, evaluates and checkpoints, where its data is read from and how evaluation is batched.
+SAFE_FIELDS = ("num_epochs", "log_every_steps", "eval_every_epochs", "checkpoint_every_steps",
+               "keep_checkpoints", "eval_batch_size", "eval_protocol", "class_tree", "data_dir",
+               "num_workers")
+
+
+def changed_fields(workdir, config, fields=None) -> list:
+    """'name: saved there, now here' for each of `fields` (None: every field but SAFE_FIELDS)
+    that differs from WORKDIR/config.json (none when the workdir has no config.json)."""
     path = Path(workdir) / "config.json"
     if not path.exists():
         return []
     saved, now = json.loads(path.read_text()), json.loads(config.to_json())
+    if fields is None:
+        fields = sorted((set(saved) | set(now)) - set(SAFE_FIELDS))
     changes = []
 
     def compare(name, a, b):  # sections are compared field by field, to name the leaf
@@ -50,9 +70,10 @@ def check_same_run(workdir, config, fields) -> None:
             " another --workdir, or the config that wrote it; nothing was changed.")
 
 
-def prepare_workdir(workdir, config, identity_fields) -> Path:
-    """Create the workdir, refuse one whose checkpoints another run (other `identity_fields`)
-    wrote, and write config.json."""
+def prepare_workdir(workdir, config, identity_fields, allow_changes: bool = False) -> Path:
+    """Create the workdir and write config.json. A workdir with checkpoints is refused when
+    `identity_fields` differ (another run wrote it) or, unless `allow_changes`, any other field
+    but SAFE_FIELDS; accepted changes are appended to config_history.jsonl."""
     workdir = Path(workdir)
     try:
         (workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -61,13 +82,61 @@ def prepare_workdir(workdir, config, identity_fields) -> Path:
         probe.unlink()
     except OSError as e:
         raise JaxnetError(f"workdir {workdir} is not writable: {e}") from e
+    changes = []
     if any((workdir / "checkpoints").iterdir()):
         check_same_run(workdir, config, identity_fields)
+        changes = changed_fields(workdir, config)
+        if changes and not allow_changes:
+            raise JaxnetError(
+                f"workdir {workdir} was trained with another config ({'; '.join(changes)}). Run"
+                " with the config that wrote it to resume, add --allow_config_change to resume"
+                " with these changes (recorded in config_history.jsonl), or use another --workdir."
+                f" Changes to {', '.join(SAFE_FIELDS)} need no flag.")
     if jax.process_index() == 0:
+        if changes or not (workdir / "config_history.jsonl").exists():
+            entry = {"time": datetime.datetime.now().isoformat(timespec="seconds"),
+                     "changes": changes} if changes else {
+                     "time": datetime.datetime.now().isoformat(timespec="seconds"), "created": True}
+            with open(workdir / "config_history.jsonl", "a") as f:
+                f.write(json.dumps(entry) + "\n")
         partial = workdir / "config.json.tmp"  # then renamed: other processes never read half a file
         partial.write_text(json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True) + "\n")
         partial.replace(workdir / "config.json")
     return workdir
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir):
+    """Hold WORKDIR/lock while a run trains there (process 0): a second run on the workdir is
+    refused. It is an OS file lock (flock), released when its holder exits or is killed, even by
+    kill -9, so a stale lock file never blocks a new run."""
+    workdir = Path(workdir)
+    if jax.process_index() != 0:
+        yield
+        return
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        handle = open(workdir / "lock", "a+")
+    except OSError as e:
+        raise JaxnetError(f"workdir {workdir} is not writable: {e}") from e
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise JaxnetError(f"workdir {workdir} is in use by another run ({holder}): wait for it or"
+                          " stop it, or use another --workdir") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"train.py pid {os.getpid()} on {socket.gethostname()} since"
+                     f" {datetime.datetime.now().isoformat(timespec='seconds')}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def load_config(workdir) -> ml_collections.ConfigDict:
@@ -89,10 +158,13 @@ def eval_file(workdir, split: str, step: int, protocol: str = "center", models: 
     return Path(workdir) / "eval" / f"{name}_step{int(step)}.json"
 
 
-def write_eval_file(workdir, record: dict) -> Path:
-    """The eval file of `record` (its split, step, protocol and models) in WORKDIR/eval/."""
+def write_eval_file(workdir, record: dict, out=None) -> Path:
+    """The eval file of `record` (its split, step, protocol and models) in WORKDIR/eval/, or in
+    the folder `out` when given."""
     path = eval_file(workdir, record["split"], record["step"], record["protocol"],
                      len(record["models"]))
-    path.parent.mkdir(exist_ok=True)
+    if out:
+        path = Path(out) / path.name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path

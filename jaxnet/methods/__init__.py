@@ -24,9 +24,10 @@ from jaxnet.evaluation.evaluator import Evaluator
 from jaxnet.evaluation.protocols import check_protocol
 from jaxnet.evaluation.report import PER_CLASS_KEYS, Report
 from jaxnet.loop.checkpoint import Checkpointer
-from jaxnet.loop.logger import MetricLogger, progress_bar
+from jaxnet.loop.logger import MetricLogger, progress_bar, warn
 from jaxnet.loop.run import Run
-from jaxnet.loop.workdir import check_same_run, load_config, prepare_workdir, write_eval_file
+from jaxnet.loop.workdir import (check_same_run, load_config, prepare_workdir, workdir_lock,
+                                 write_eval_file)
 from jaxnet.mesh import check_batch_size, create_mesh
 
 METHODS = {
@@ -63,9 +64,11 @@ def eval_record(models, split: str, metrics: dict, seconds: float, protocol="cen
             "seconds": seconds}
 
 
-def train(config, workdir, stop_at_step=None):
+def train(config, workdir, stop_at_step=None, allow_config_change=False):
     """Fit `config`'s method in `workdir` (resuming it), evaluate the result on config.eval_split,
-    write its eval file; return its metrics. None when stopped early at `stop_at_step`."""
+    write its eval file; return its metrics. None when stopped early at `stop_at_step`.
+    `allow_config_change`: resume although fields other than the safe ones changed (recorded in
+    WORKDIR/config_history.jsonl); without it such a workdir is refused."""
     method, mesh = _start(config)
     train_source = create_source(config, config.train_split)
     eval_source = create_source(config, config.eval_split)
@@ -73,10 +76,15 @@ def train(config, workdir, stop_at_step=None):
         with progress_bar(len(eval_source), f"checking {config.eval_split} images") as bar:
             check_decodable(eval_source, bar)
     evaluator = Evaluator(eval_source, config, mesh)
-    workdir = prepare_workdir(workdir, config, method.RESUME_FIELDS)
+    with workdir_lock(workdir):  # a second run on this workdir is refused
+        workdir = prepare_workdir(workdir, config, method.RESUME_FIELDS, allow_config_change)
+        return _fit_and_evaluate(config, method, mesh, workdir, evaluator, train_source, stop_at_step)
+
+
+def _fit_and_evaluate(config, method, mesh, workdir, evaluator, train_source, stop_at_step):
     is_main = jax.process_index() == 0
     checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints)
-    logger = MetricLogger(workdir, 0, 0, enabled=is_main, resume_step=checkpointer.latest_step() or 0)
+    logger = MetricLogger(workdir, enabled=is_main)  # opened at the step the method resumes from
     run = Run(config, workdir, mesh, checkpointer, logger, evaluator, train_source, stop_at_step)
     try:
         logger.print(f"config:\n{config}")
@@ -105,7 +113,7 @@ def restore(config, workdir, mesh, step=None):
         raise JaxnetError(f"{workdir} has no checkpoints/ directory: train first with"
                           f" `python train.py --config=... --workdir={workdir}`")
     check_same_run(workdir, config, method.EVAL_FIELDS)
-    with Checkpointer(workdir / "checkpoints", config.keep_checkpoints) as checkpointer:
+    with Checkpointer(workdir / "checkpoints", config.keep_checkpoints, read_only=True) as checkpointer:
         return method.restore(config, Run(config, workdir, mesh, checkpointer), step)
 
 
@@ -122,13 +130,15 @@ def ensemble_member(config, workdir, mesh):
 
 
 def evaluate(config, workdir, split=None, step=None, protocol=None, ensemble=(),
-             labels_file=None, report=True) -> dict:
+             labels_file=None, report=True, out=None) -> dict:
     """Restore `step` (default: the latest) of `workdir` and evaluate it on `split` (default:
     config.eval_split) under `protocol` (default: config.eval_protocol), averaged with the
     latest checkpoints of the `ensemble` workdirs; write the eval file and, with `report`, the
     metrics beyond top-k, per-class results, figures and the report page beside it
     (jaxnet.evaluation.report), scoring against `labels_file` (ReaL format) too when given.
-    Returns the eval file's record (+ `path`, and `files` for the report's)."""
+    The files go to WORKDIR/eval/, or to `out`; if they cannot be written (a read-only workdir),
+    a warning says so and the record is still returned. Returns the eval file's record (+ `path`,
+    None if not written, and `files` for the report's)."""
     _, mesh = _start(config)
     workdir, split = Path(workdir), split or config.eval_split
     protocol = protocol or config.eval_protocol
@@ -143,9 +153,14 @@ def evaluate(config, workdir, split=None, step=None, protocol=None, ensemble=(),
     results = evaluator(predictors)
     models = [(workdir, predictors[0].step)] + [(m, p.step) for m, p in zip(ensemble, predictors[1:])]
     record = eval_record(models, split, results, time.time() - start, protocol, evaluator.num_views())
+    record["path"] = None
     if jax.process_index() == 0:
-        path = write_eval_file(workdir, {k: v for k, v in record.items() if k not in PER_CLASS_KEYS})
-        if extras:
-            record["files"] = extras.write(record, path, source)
-        record["path"] = str(path)
+        try:
+            path = write_eval_file(workdir, {k: v for k, v in record.items() if k not in PER_CLASS_KEYS},
+                                   out)
+            if extras:
+                record["files"] = extras.write(record, path, source)
+            record["path"] = str(path)
+        except OSError as e:
+            warn(f"the results could not be written ({e}); --out=DIR writes them elsewhere")
     return record

@@ -226,12 +226,14 @@ def predictor(config, fitted, step: int, mesh) -> Predictor:
 
 def restore_fitted(checkpointer, step=None):
     """(step, fitted state as host arrays, the train record) of a classical checkpoint."""
-    step = checkpointer.resolve_step(step)
-    meta = checkpointer.restore_meta(step)
-    if meta.get("method") != "classical":
-        raise JaxnetError(f"the checkpoint at step {step} in {checkpointer.directory} is not a"
-                          " classical fit; use another --workdir")
-    fitted = checkpointer.restore(step, {"fitted": None})["fitted"]
+    def restore_at(step):
+        meta = checkpointer.restore_meta(step)
+        if meta.get("method") != "classical":
+            raise JaxnetError(f"the checkpoint at step {step} in {checkpointer.directory} is not a"
+                              " classical fit; use another --workdir")
+        return meta, checkpointer.restore(step, {"fitted": None})["fitted"]
+
+    step, (meta, fitted) = checkpointer.restore_newest(restore_at, step)
     return step, jax.tree.map(np.asarray, fitted), meta["train"]
 
 
@@ -298,7 +300,7 @@ def fit(config, run) -> Predictor:
     if step is None:
         step, fitted = _fit(config, run, mesh)
     else:
-        step, fitted, _ = restore_fitted(run.checkpointer, step)
+        step, fitted, _ = restore_fitted(run.checkpointer)  # the newest intact one
         run.logger.print(f"already fitted: restored the checkpoint at step {step} (delete {run.workdir} to refit)")
     return predictor(config, fitted, step, run.mesh)
 

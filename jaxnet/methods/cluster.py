@@ -167,7 +167,7 @@ def fit(config, run) -> Predictor:
         source = probe.open_source(config) if config.transfer.source_workdir else None
         step, params, meta = _fit(config, run, source)
     else:
-        step, params, meta, source = _restore(config, run, step)
+        step, params, meta, source = _restore(config, run)  # the newest intact one
         run.logger.total_steps = step
         run.logger.print(f"already fitted: restored the clustering at step {step} (delete"
                          f" {run.workdir} to refit)")

@@ -19,7 +19,7 @@ def fit(config, run) -> Predictor:
 def restore(config, run, step=None) -> Predictor:
     """The model variables saved at `step` (not the optimizer: evaluation does not need it)."""
     model = build_model(config)
-    step = run.checkpointer.resolve_step(step)
     target = abstract_variables(config, model, run.mesh)
-    variables = run.checkpointer.restore(step, {"variables": target})["variables"]
+    step, restored = run.checkpointer.restore_newest(lambda s: run.checkpointer.restore(s, {"variables": target}), step)
+    variables = restored["variables"]
     return Predictor(make_predict_fn(model, config), eval_variables(variables), step)

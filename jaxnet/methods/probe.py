@@ -101,12 +101,14 @@ def train_features(config, run, fn, params, name: str):
 
 def restore_fitted(checkpointer, method: str, step=None):
     """(step, fitted pytree of host arrays, meta) of a probe / cluster checkpoint."""
-    step = checkpointer.resolve_step(step)
-    meta = checkpointer.restore_meta(step)
-    if meta.get("method") != method:
-        raise JaxnetError(f"the checkpoint at step {step} in {checkpointer.directory} is not a {method}"
-                          " fit; use another --workdir")
-    fitted = checkpointer.restore(step, {"fitted": None})["fitted"]
+    def restore_at(step):
+        meta = checkpointer.restore_meta(step)
+        if meta.get("method") != method:
+            raise JaxnetError(f"the checkpoint at step {step} in {checkpointer.directory} is not a"
+                              f" {method} fit; use another --workdir")
+        return meta, checkpointer.restore(step, {"fitted": None})["fitted"]
+
+    step, (meta, fitted) = checkpointer.restore_newest(restore_at, step)
     return step, jax.tree.map(np.asarray, fitted), meta
 
 
@@ -196,7 +198,7 @@ def fit(config, run) -> Predictor:
                          f" {len(run.evaluator.source):,} {config.eval_split} examples")
         step, fitted = _fit(config, run, source)
     else:
-        step, fitted, meta = restore_fitted(run.checkpointer, "probe", step)
+        step, fitted, meta = restore_fitted(run.checkpointer, "probe")  # the newest intact one
         source = rebuild_source(meta["source"], fitted["backbone"])
         run.logger.print(f"already fitted: restored the probe at step {step} (delete {run.workdir} to refit)")
     return predictor(config, source, fitted, step, run.mesh)

@@ -52,9 +52,10 @@ def read_workdir_variables(workdir, step=None):
                           " python -m jaxnet.weights import --workdir)")
     if not (workdir / "checkpoints").is_dir():
         raise JaxnetError(f"{workdir} has no checkpoints/ directory")
-    with Checkpointer(workdir / "checkpoints", config.keep_checkpoints) as checkpointer:
-        step = checkpointer.resolve_step(step)
-        variables = checkpointer.restore(step, {"variables": None})["variables"]
+    with Checkpointer(workdir / "checkpoints", config.keep_checkpoints, read_only=True) as checkpointer:
+        step, restored = checkpointer.restore_newest(
+            lambda s: checkpointer.restore(s, {"variables": None}), step)
+        variables = restored["variables"]
     variables = dict(_host(variables))
     variables.setdefault("batch_stats", {})
     variables.setdefault("ema_params", {})
