@@ -139,3 +139,27 @@ def test_crossings_and_training_seconds():
                {"split": "test", "epoch": 0.5, "top1_err": 0.1},
                {"split": "train", "epoch": 1.0, "images_per_sec": 50.0}]
     assert common.seconds_to(records, 1.0, 1000) == pytest.approx(5.0 + 10.0)
+
+
+def test_classical_lessons_section_reads_the_curves(tmp_path, monkeypatch):
+    from jaxnet.classical import curves
+    from jaxnet.experiments import classical_lessons
+
+    accs = {"fisher_components": (0.80, 0.86), "bow_words": (0.84, 0.83), "fisher_data": (0.70, 0.85),
+            "bow_data": (0.72, 0.84)}
+
+    def fake_run(out, quick, data_dir, log):
+        out.mkdir(parents=True)
+        for name in ("dimension.png", "data.png"):
+            (out / name).write_bytes(b"\x89PNG")
+        return [{"curve": c, "x": x, "size": 8 * (i + 1), "train_examples": 100 * (i + 1),
+                 "feature_dim": 160 * (i + 1), "test_acc": acc, "test_examples": 50, "seconds": 2.0}
+                for c, pair in accs.items() for i, (x, acc) in enumerate(zip((0.1, 1.0), pair))]
+
+    monkeypatch.setattr(curves, "run", fake_run)
+    section = classical_lessons.run(common.Context(tmp_path, quick=True, log=lambda s: None))
+    assert section.verdict == "partly held"  # the codebook curve fell: 84% -> 83%
+    assert "Fisher vectors, GMM size 8 -> 16 (160 -> 320 dims): 80.00% -> 86.00%" in section.measured
+    assert "bag of words, training images 100 -> 200: 72.00% -> 84.00%" in section.measured
+    assert (tmp_path / "classical_dimension.png").exists() and len(section.table) == 9
+    assert section.commands == [f"python -m jaxnet.classical.curves --out {tmp_path / 'runs' / 'classical_curves'} --quick"]

@@ -215,17 +215,20 @@ def write_outputs(out, results) -> None:
             ("dimension.png", ("fisher_components", "bow_words"), "feature_dim", "feature dimension"),
             ("data.png", ("fisher_data", "bow_data"), "train_examples", "training images")):
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-        for curve in curves:
-            pts = sorted(by_curve.get(curve, []), key=lambda r: r[xkey])
-            if not pts:
-                continue
-            xs, ys = [r[xkey] for r in pts], [100 * r["test_acc"] for r in pts]
+        lines = {c: sorted(by_curve.get(c, []), key=lambda r: r[xkey]) for c in curves}
+        lines = {c: ([r[xkey] for r in pts], [100 * r["test_acc"] for r in pts], pts) for c, pts in lines.items() if pts}
+        for curve, (xs, ys, pts) in lines.items():
             ax.plot(xs, ys, marker="o", label=LABELS[curve])
-            below = curve.startswith("bow")  # labels of the two curves on opposite sides
+            others = [v for c, v in lines.items() if c != curve]
             for r, x, y in zip(pts, xs, ys):
+                # the label goes on the side away from the other curve (its value here, interpolated
+                # in log x), so the labels of two close curves do not overlap
+                other = np.interp(np.log(x), np.log(others[0][0]), others[0][1]) if others else -np.inf
+                below = y < other
                 note = f"{r['size']}" if curve in ("fisher_components", "bow_words") else f"{r['seconds']:.0f} s"
                 ax.annotate(note, (x, y), textcoords="offset points", xytext=(0, -11 if below else 6),
                             ha="center", fontsize=7)
+        ax.margins(x=0.06, y=0.12)  # room for the labels of the outermost points
         ax.set_xscale("log")
         ax.set_xlabel(xlabel + " (log scale)")
         ax.set_ylabel("test accuracy (%)")

@@ -7,6 +7,8 @@
   model_parallel   AlexNet's two columns on two devices: equality and communicated bytes
   plain_residual   ResNet Fig. 6: plain vs residual CIFAR nets, the degradation problem
   landscape        Li et al. 2018: filter-normalised loss surfaces of plain-56 and ResNet-56
+  classical_lessons  ILSVRC 2011: larger feature vectors and more training data (the curves of
+                   jaxnet.classical.curves)
 
 Each module has `run(ctx) -> Section` (jaxnet.experiments.common), which `python -m
 jaxnet.report` calls; each network it trains comes from a config file under configs/ and runs
