@@ -34,12 +34,11 @@ SECTIONS = [
     ("model_parallel", "jaxnet.experiments.model_parallel"),
     ("alexnet_recipe", "jaxnet.experiments.alexnet_recipe"),
     ("classical_lessons", "jaxnet.experiments.classical_lessons"),
+    ("evaluation_grid", "jaxnet.experiments.evaluation_grid"),
 ]
 # Studies that other issues add: put (key, module) into SECTIONS (a module with the same
 # `run(ctx) -> Section`) and remove the key here. Until then the report lists them as to come.
 LATER_SECTIONS = {
-    "evaluation_grid": "the evaluation-protocol grid (seed Table 3: 1 / 10 / 144 crops, 1 / 7"
-                       " models; python -m jaxnet.evaluation.grid)",
     "transfer": "the transfer study (features from pretrained nets, linear probes, fine-tuning)",
 }
 

@@ -163,3 +163,30 @@ def test_classical_lessons_section_reads_the_curves(tmp_path, monkeypatch):
     assert "bag of words, training images 100 -> 200: 72.00% -> 84.00%" in section.measured
     assert (tmp_path / "classical_dimension.png").exists() and len(section.table) == 9
     assert section.commands == [f"python -m jaxnet.classical.curves --out {tmp_path / 'runs' / 'classical_curves'} --quick"]
+
+
+def test_evaluation_grid_section_trains_three_seeds_and_reads_the_grid(tmp_path, monkeypatch):
+    from jaxnet.evaluation import grid
+    from jaxnet.experiments import evaluation_grid
+
+    trained = []
+
+    def fake_run_network(ctx, config, experiment, name, config_name, config_variant):
+        trained.append((name, config.seed, config.num_epochs))
+        return common.RunResult(name, tmp_path / name, {}, [], 1.0, f"python train.py ({name})", "cpu", False, {})
+
+    def fake_grid(workdirs, protocols, split=None, examples=0):
+        assert protocols == ["center", "ten_crop", "googlenet_144"] and examples == 500
+        err = {"center": 0.10, "ten_crop": 0.09, "googlenet_144": 0.085}
+        return [{"models": k, "protocol": p, "crops": {"center": 1, "ten_crop": 10, "googlenet_144": 144}[p],
+                 "cost": k, "top1_err": err[p] - 0.01 * (k - 1), "top5_err": 0.002, "seconds": 2.0 * k,
+                 "relative_wall": float(k), "num_examples": 500} for k in (1, 2, 3) for p in protocols]
+
+    monkeypatch.setattr(evaluation_grid, "run_network", fake_run_network)
+    monkeypatch.setattr(grid, "grid", fake_grid)
+    section = evaluation_grid.run(common.Context(tmp_path, quick=True, log=lambda s: None))
+    assert trained == [("seed0", 0, 10.0), ("seed1", 1, 10.0), ("seed2", 2, 10.0)]
+    assert section.verdict == "held" and len(section.table) == 10
+    assert section.measured.startswith("top-1 error 10.00% (1 model, 1 crop) -> 8.50% (144 crops) / 8.00% (3 models)"
+                                       " -> 6.50% (both), at 3x")
+    assert section.commands[-1].endswith("--protocols=center,ten_crop,googlenet_144 --examples=500")
