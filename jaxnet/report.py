@@ -35,12 +35,8 @@ SECTIONS = [
     ("alexnet_recipe", "jaxnet.experiments.alexnet_recipe"),
     ("classical_lessons", "jaxnet.experiments.classical_lessons"),
     ("evaluation_grid", "jaxnet.experiments.evaluation_grid"),
+    ("transfer", "jaxnet.experiments.transfer"),
 ]
-# Studies that other issues add: put (key, module) into SECTIONS (a module with the same
-# `run(ctx) -> Section`) and remove the key here. Until then the report lists them as to come.
-LATER_SECTIONS = {
-    "transfer": "the transfer study (features from pretrained nets, linear probes, fine-tuning)",
-}
 
 VERDICT_COLOURS = {"held": "#2ca02c", "partly held": "#ff7f0e", "did not hold": "#d62728",
                    "not measured": "#7f7f7f", "failed": "#d62728"}
@@ -100,10 +96,6 @@ def markdown(sections, meta) -> str:
         if s.hardware:
             lines += ["Hardware: " + "; ".join(s.hardware), ""]
         lines += [f"Time in this report: {s.seconds:.0f} s.", ""]
-    pending = [text for key, text in LATER_SECTIONS.items()
-               if key not in {k for k, _ in SECTIONS}]
-    if pending:
-        lines += ["## Still to come", ""] + [f"- {t}" for t in pending] + [""]
     return "\n".join(lines)
 
 
@@ -142,10 +134,6 @@ def page(sections, meta) -> str:
             f"<p>{e(s.details)}</p>{_html_table(s.table)}{figs}{error}{commands}"
             f"<p class='small'>Hardware: {e('; '.join(s.hardware) or '-')}. Time in this report:"
             f" {s.seconds:.0f} s.</p></section>")
-    pending = [text for key, text in LATER_SECTIONS.items()
-               if key not in {k for k, _ in SECTIONS}]
-    later = ("<section><h2>Still to come</h2><ul>" + "".join(f"<li>{e(t)}</li>" for t in pending)
-             + "</ul></section>") if pending else ""
     mode = "quick mode: small models, data subsets, few epochs" if meta["quick"] else "full mode"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>jaxnet: the seed's claims, measured</title>
@@ -169,7 +157,7 @@ section {{ border-top: 2px solid #ddd; margin-top: 2em; }}
 <h2>Main table</h2>
 <table><thead><tr><th>claim</th><th>seed's number</th><th>measured here</th><th>verdict</th>
 </tr></thead><tbody>{main}</tbody></table>
-{''.join(parts)}{later}
+{''.join(parts)}
 </body></html>
 """
 

@@ -190,3 +190,24 @@ def test_evaluation_grid_section_trains_three_seeds_and_reads_the_grid(tmp_path,
     assert section.measured.startswith("top-1 error 10.00% (1 model, 1 crop) -> 8.50% (144 crops) / 8.00% (3 models)"
                                        " -> 6.50% (both), at 3x")
     assert section.commands[-1].endswith("--protocols=center,ten_crop,googlenet_144 --examples=500")
+
+
+def test_transfer_section_sets_transfer_against_scratch(tmp_path, monkeypatch):
+    from jaxnet.experiments import transfer
+    from jaxnet.transfer import study
+
+    def fake_study(out, quick, log):
+        out.mkdir(parents=True)
+        (out / "accuracy_vs_labels.png").write_bytes(b"\x89PNG")
+        accs = {"probe": 0.80, "finetune head": 0.78, "finetune all": 0.84, "scratch": 0.70}
+        return {name: {"top1_acc": accs.get(kind, 0.5) + (0.05 if n == 100 else 0)}
+                for name, kind, n, _, _ in study.plan(out, quick)}
+
+    monkeypatch.setattr(study, "study", fake_study)
+    section = transfer.run(common.Context(tmp_path, quick=True, log=lambda s: None))
+    assert section.measured == ("with 10 labels per class: best transfer 84.00% vs 70.00% from scratch"
+                                " (test top-1, classes 5-9)")
+    assert section.verdict == "held"
+    assert section.table[0] == ["method", "10 labels/class", "100 labels/class"]
+    assert section.table[-1] == ["from scratch", "70.00%", "75.00%"]
+    assert section.figures == [("transfer_accuracy_vs_labels.png", "Test top-1 against labels per class, per method.")]
