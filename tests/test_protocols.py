@@ -209,3 +209,25 @@ def test_grid_is_the_seeds_table_3_layout(trained, tmp_path):
     table = markdown(rows)
     assert table.splitlines()[2].startswith("| 1 | 1 | center | 1 |") and "| base |" in table
     assert len(table.splitlines()) == 6
+    # The ensemble rows (softmax of each model's pass averaged on the host) are what the
+    # evaluator's own ensemble gives, and their eval files are written as eval.py writes them.
+    pair = json.loads((a / "eval" / "test_ten_crop_ensemble2_step4.json").read_text())
+    assert pair["models"] == [{"workdir": str(a), "step": 4}, {"workdir": str(b), "step": 4}]
+    on_device = evaluate(get_config(), a, protocol="ten_crop", ensemble=[str(b)], report=False)
+    assert rows[3]["top5_err"] == on_device["top5_err"] and rows[3]["top1_err"] == on_device["top1_err"]
+    assert rows[3]["loss"] == pytest.approx(on_device["loss"], rel=1e-5)
+    assert rows[3]["seconds"] == pair["seconds"] > rows[1]["seconds"]  # the two models' passes
+    first = grid([str(a)], ["center"], examples=10)
+    assert first[0]["num_examples"] == 10
+
+
+def test_grid_ensemble_metrics_by_hand():
+    from jaxnet.evaluation.grid import ensemble_metrics
+
+    probs = np.array([[0.5, 0.3, 0.2], [0.2, 0.4, 0.4], [0.1, 0.1, 0.8]])
+    m = ensemble_metrics(probs, np.array([0, 2, 1]))  # hit; tie lost to the lower index; 3rd
+    assert m["top1_acc"] == pytest.approx(1 / 3) and m["num_examples"] == 3
+    assert m["loss"] == pytest.approx(-np.log([0.5, 0.4, 0.1]).mean())
+    probs6 = np.full((1, 6), 1 / 6)
+    assert ensemble_metrics(probs6, np.array([5]))["top5_acc"] == 0  # ties: index order, as top_k
+    assert ensemble_metrics(probs6, np.array([4]))["top5_acc"] == 1
