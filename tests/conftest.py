@@ -1,8 +1,11 @@
 """Test set-up: emulate 8 CPU devices before JAX starts, so sharding code runs as on a pod."""
 import os
 
+# (and wait up to an hour for every device of a CPU collective, as train.py does: with the suite
+# spread over both cores by pytest-xdist, one device's thread can fall behind for long)
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    " --xla_cpu_collective_call_terminate_timeout_seconds=3600"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The CLIs run by the tests must not fill the user's persistent compilation cache.
