@@ -77,9 +77,15 @@ def run(ctx: Context) -> Section:
     less_overfit = gap_on < gap_off
     verdict = ("held" if less_overfit and slower and slower >= 1.5 else
                "partly held" if less_overfit or (slower and slower > 1.1) else "did not hold")
-    measured = (f"gap {100 * gap_on:.2f} points with dropout, {100 * gap_off:.2f} without;"
-                f" steps to {s['train_bar']:.0%} running train accuracy x{fmt(slower, '.2f', '?')}"
-                " with dropout")
+    bar = f"{s['train_bar']:.0%} running train accuracy"
+    if slower:
+        speed = f"steps to {bar} x{slower:.2f} with dropout"
+    elif on["steps_train"] or off["steps_train"]:
+        speed = (f"only the run {'with' if on['steps_train'] else 'without'} dropout reached {bar}"
+                 f" (step {on['steps_train'] or off['steps_train']})")
+    else:
+        speed = f"neither run reached {bar}"
+    measured = f"gap {100 * gap_on:.2f} points with dropout, {100 * gap_off:.2f} without; {speed}"
     runs = [results[m]["run"] for m in ("on", "off")]
     examples = s["train"] or "all"
     return Section(
