@@ -36,8 +36,8 @@ def run(ctx: Context) -> Section:
         [title] + [f"{100 * a:.2f}%" if (a := acc(kind, n, layer)) is not None else "" for n in labels]
         for title, kind, layer in rows]
     few = labels[0]
-    transferred = max(a for a in (acc("probe", few, layers[-1]), acc("finetune all", few),
-                                  acc("finetune head", few)) if a is not None)
+    transferred = max(a for a in [acc("probe", few, layer) for layer in layers]
+                      + [acc("finetune all", few), acc("finetune head", few)] if a is not None)
     scratch = acc("scratch", few)
     section.measured = (f"with {few} labels per class: best transfer {100 * transferred:.2f}% vs"
                         f" {100 * scratch:.2f}% from scratch (test top-1, classes 5-9)")
