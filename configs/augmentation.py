@@ -14,7 +14,7 @@ Variant: none | crop_flip | lighting | erasing [,cifar10].
 Run:      python train.py --config=configs/augmentation.py:erasing --workdir=workdirs/aug_erasing
 Expected: test error none > crop_flip >= erasing (the quickstart's crop_flip: 93.2% top-1).
 """
-from jaxnet.config import cifar10_config, fashion_mnist_config
+from jaxnet.config import cifar10_config, fashion_mnist_config, quickstart_recipe
 
 VARIANTS = ("none", "crop_flip", "lighting", "erasing")
 
@@ -23,19 +23,8 @@ def get_config(variant="crop_flip"):
     parts = (variant or "crop_flip").split(",")
     if parts[0] not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {parts[0]!r}")
-    c = cifar10_config() if "cifar10" in parts else fashion_mnist_config()
-    c.model.name = "resnet10"
-    c.model.stem = "small"
-    c.model.width = 16
+    c = quickstart_recipe(cifar10_config() if "cifar10" in parts else fashion_mnist_config())
     c.num_epochs = 14.0
-    c.base_lr = 0.2
-    c.lr_scaling = "linear"
-    c.schedule = "cosine"
-    c.warmup_epochs = 0.5
-    c.nesterov = True
-    c.weight_decay = 5e-4
-    c.weight_decay_exclude_bn_bias = True
-    c.label_smoothing = 0.1
     c.augment = "none" if parts[0] == "none" else "crop_flip"
     c.pca_lighting = 0.1 if parts[0] == "lighting" else 0.0
     c.random_erasing = 0.5 if parts[0] == "erasing" else 0.0

@@ -3,7 +3,7 @@ Pullover, Dress, Coat) reused on classes 5-9 (Sandal, Shirt, Sneaker, Bag, Ankle
 configs/{fashion_mnist_0to4,probe,finetune,cluster}_fashion_mnist.py train and what the transfer
 study (python -m jaxnet.transfer.study) compares, so their numbers are the same runs'.
 """
-from jaxnet.config import fashion_mnist_config
+from jaxnet.config import fashion_mnist_config, quickstart_recipe
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
 TARGET_CLASSES = (5, 6, 7, 8, 9)
@@ -18,19 +18,8 @@ def _data(c, classes):
 
 def network_config(classes=TARGET_CLASSES):
     """configs/fashion_mnist.py's narrow ResNet-10 (0.31M parameters) and recipe, on `classes`."""
-    c = _data(fashion_mnist_config(), classes)
-    c.model.name = "resnet10"
-    c.model.stem = "small"
-    c.model.width = 16
+    c = quickstart_recipe(_data(fashion_mnist_config(), classes))
     c.num_epochs = 4.0
-    c.base_lr = 0.2
-    c.lr_scaling = "linear"
-    c.schedule = "cosine"
-    c.warmup_epochs = 0.5
-    c.nesterov = True
-    c.weight_decay = 5e-4
-    c.weight_decay_exclude_bn_bias = True
-    c.label_smoothing = 0.1
     c.log_every_steps = 100
     c.eval_every_epochs = 0.0
     c.checkpoint_every_steps = 500
