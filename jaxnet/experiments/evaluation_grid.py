@@ -7,7 +7,8 @@ jaxnet.evaluation.grid under 1, 10 and 144 crops, alone and as ensembles of 2 an
 from __future__ import annotations
 
 from jaxnet.evaluation import grid
-from jaxnet.experiments.common import Context, Section, hardware, load_config, run_network, use_subset, variant
+from jaxnet.experiments.common import (Context, Section, for_dataset, hardware, load_config, run_network,
+                                       use_subset, variant)
 
 CONFIG = "augmentation"
 PROTOCOLS = ("center", "ten_crop", "googlenet_144")
@@ -32,8 +33,7 @@ def run(ctx: Context) -> Section:
         if s["epochs"]:
             config.num_epochs = config.eval_every_epochs = s["epochs"]
             config.log_every_steps = 20
-        if ctx.data_dir:
-            config.data_dir = ctx.data_dir
+        for_dataset(config, ctx)
         if s["train"]:
             use_subset(config, ctx, s["train"], s["test"])
         runs.append(run_network(ctx, config, "evaluation_grid", f"seed{seed}", CONFIG, v))

@@ -95,8 +95,7 @@ def prepare_workdir(workdir, config, identity_fields, allow_changes: bool = Fals
     if jax.process_index() == 0:
         if changes or not (workdir / "config_history.jsonl").exists():
             entry = {"time": datetime.datetime.now().isoformat(timespec="seconds"),
-                     "changes": changes} if changes else {
-                     "time": datetime.datetime.now().isoformat(timespec="seconds"), "created": True}
+                     **({"changes": changes} if changes else {"created": True})}
             with open(workdir / "config_history.jsonl", "a") as f:
                 f.write(json.dumps(entry) + "\n")
         partial = workdir / "config.json.tmp"  # then renamed: other processes never read half a file
