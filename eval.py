@@ -32,8 +32,7 @@ ENSEMBLE = flags.DEFINE_list(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # the program name only: jaxnet.cli.parse_flags refused any other argument
     start_jax(CONFIG.value)  # before any other JAX call
     from jaxnet.methods import evaluate
 

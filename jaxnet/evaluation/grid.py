@@ -181,8 +181,7 @@ def markdown(rows) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # the program name only: jaxnet.cli.parse_flags refused any other argument
     if not WORKDIRS.value:
         raise app.UsageError("--workdirs=A[,B,...] is required")
     from jaxnet.loop.workdir import load_config
