@@ -2,18 +2,28 @@
 
 Run:      python train.py --config=configs/fashion_mnist.py
 Evaluate: python eval.py --config=configs/fashion_mnist.py --workdir=workdirs/fashion_mnist
-Expected: >= 93.0% test top-1 in <= 15 minutes on a 2-core x86 CPU (measured: 93.24% in 13 min
-33 s for the whole command; see README, Results).
+Time it:  python -m jaxnet.bench.time_to_accuracy   (3 runs, and the same recipe in PyTorch)
+Expected: about 92.9% test top-1 after 7 epochs (92.80-93.02% over seeds 0-2), in 9-10 minutes
+of training on a 2-core x86 CPU (README, Results, "Time to accuracy"). The recipe it replaced,
+--config.batch_size=128 --config.augment=crop_flip --config.num_epochs=14, reached 93.24% in
+13.5-16 minutes.
+
+Chosen on a held-out part of train (train[:50000], evaluated on train[50000:]), never on test:
+batch 64 (32 per core: the activations stay in cache; 1.35x the images/sec of batch 128 on this
+CPU) and flips without pad-crops (a net this small underfits in a few epochs: 93.45% held-out
+after 8 epochs against 92.20% with crops).
 """
 from jaxnet.config import fashion_mnist_config, quickstart_recipe
 
 
 def get_config():
     # ResNet-10 (one basic block per stage), 3x3/1 stem without max-pool for 28 px inputs, width
-    # 16 (a quarter of the usual 64: 0.31M parameters); peak lr 0.2 * 128 / 256 = 0.1, cosine
+    # 16 (a quarter of the usual 64: 0.31M parameters); peak lr 0.2 * 64 / 256 = 0.05, cosine
     c = quickstart_recipe(fashion_mnist_config())
-    c.num_epochs = 14.0
-    c.log_every_steps = 100
-    c.eval_every_epochs = 7.0
-    c.checkpoint_every_steps = 500
+    c.batch_size = 64
+    c.augment = "flip"
+    c.num_epochs = 7.0
+    c.log_every_steps = 200
+    c.eval_every_epochs = 3.5
+    c.checkpoint_every_steps = 1000
     return c

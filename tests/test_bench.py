@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from jaxnet import bench
+from jaxnet.bench import throughput as bench
 
 TINY = ["--model=resnet18", "--batch=16", "--image_size=8", "--channels=1", "--num_classes=10",
         "--steps=1", "--repeats=1", '--model_options={"width": 8, "stem": "small", "stage_sizes": [1, 1]}']

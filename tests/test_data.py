@@ -41,6 +41,16 @@ def test_real_fashion_mnist_has_the_published_sizes():
     assert np.bincount(test.labels).tolist() == [1000] * 10
 
 
+def test_fashion_mnist_slices_hold_out_part_of_train():
+    train = sources.load_fashion_mnist("train")
+    head, tail = sources.load_fashion_mnist("train[:50000]"), sources.load_fashion_mnist("train[50000:]")
+    assert (len(head), len(tail)) == (50_000, 10_000)
+    np.testing.assert_array_equal(tail.images, train.images[50_000:])
+    np.testing.assert_array_equal(head.labels, train.labels[:50_000])
+    with pytest.raises(JaxnetError, match="slices of them such as 'train\\[:50000\\]'"):
+        sources.load_fashion_mnist("validation")
+
+
 def test_missing_fashion_mnist_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "system"))
     monkeypatch.setenv("JAXNET_DATA_DIR", str(tmp_path / "env"))

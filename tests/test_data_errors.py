@@ -237,6 +237,14 @@ def test_a_record_that_does_not_decode_names_dataset_split_and_index(prepared):
     assert one_line(error).startswith(f"imagenet2012 validation record {index} (ILSVRC2012_val_00000004")
 
 
+def test_a_prepared_split_can_be_sliced_as_tfds_slices_it(prepared):
+    config = mini_imagenet.mini_config(prepared)
+    whole = sources.create_source(config, "train")
+    tail = sources.create_source(config, f"train[{len(whole) - 3}:]")
+    assert len(tail) == 3
+    assert tail.records[0]["file_name"] == whole.records[len(whole) - 3]["file_name"]
+
+
 def test_a_damaged_record_file_names_dataset_split_and_index(prepared, tmp_path):
     copy = tmp_path / "data"
     shutil.copytree(prepared, copy)

@@ -18,6 +18,7 @@ LAYERS = {
     "jaxnet.methods": 4,                                       # methods
     "jaxnet.cli": 5, "jaxnet.report": 5, "train": 5, "eval": 5,  # command lines
     "jaxnet.experiments": 5,                                   # the report's experiments
+    "jaxnet.bench": 5,                                         # benchmarks (command lines)
 }
 TOOLS = {"bench", "__main__", "curves", "study"}  # command-line modules: the top layer
 TOOL_MODULES = {"jaxnet.evaluation.grid"}

@@ -1,5 +1,6 @@
 """The training loop: resume equals an uninterrupted run, restores onto fewer devices, refuses a
-foreign workdir, stops on NaN keeping the last good checkpoint."""
+foreign workdir, stops on NaN keeping the last good checkpoint; batches prefetched to the devices
+keep the data position of the batch trained on."""
 import json
 import os
 
@@ -8,7 +9,10 @@ import numpy as np
 import pytest
 
 from jaxnet import JaxnetError
+from jaxnet.data.pipeline import train_loader
+from jaxnet.data.sources import create_source
 from jaxnet.loop.checkpoint import Checkpointer, abstract_like
+from jaxnet.loop.prefetch import DevicePrefetch
 from jaxnet.loop.training import TrainingDiverged, restore_training
 from jaxnet.methods import train
 from jaxnet.training.state import build_training
@@ -21,7 +25,8 @@ def read_metrics(workdir):
 
 
 def without_timing(records):
-    return [{k: v for k, v in r.items() if k != "images_per_sec"} for r in records]
+    return [{k: v for k, v in r.items() if k not in ("images_per_sec", "train_seconds")}
+            for r in records]
 
 
 def restore_latest(config, workdir, devices):
@@ -138,3 +143,37 @@ def test_records_logged_after_the_restored_checkpoint_are_not_repeated(tmp_path)
     records = without_timing(read_metrics(killed))
     assert [r["step"] for r in records] == [r["step"] for r in read_metrics(full)]
     assert records == without_timing(read_metrics(full))
+
+
+def test_device_prefetch_yields_the_stream_and_the_state_of_the_batch_trained_on():
+    config = get_config()
+    source, mesh = create_source(config, "train"), create_mesh()
+    plain = iter(train_loader(source, config))
+    with DevicePrefetch(iter(train_loader(source, config)), mesh, depth=3) as batches:
+        for _ in range(6):  # past an epoch (4 batches): the reshuffle too
+            batch, expected = next(batches), next(plain)
+            assert batch["image"].sharding.mesh == mesh
+            np.testing.assert_array_equal(np.asarray(batch["image"]), expected["image"])
+            np.testing.assert_array_equal(np.asarray(batch["label"]), expected["label"])
+            assert batches.state == plain.get_state()  # not the state 3 batches ahead
+
+
+class FailingAtThirdBatch:
+    def __init__(self):
+        self.batches = 0
+
+    def get_state(self):
+        return {"batches": self.batches}
+
+    def __next__(self):
+        self.batches += 1
+        if self.batches == 3:
+            raise JaxnetError("image 17 of the train split does not decode")
+        return {"image": np.zeros((8, 2, 2, 1), np.uint8), "label": np.zeros(8, np.int32)}
+
+
+def test_device_prefetch_raises_the_readers_error_in_the_training_thread():
+    with DevicePrefetch(FailingAtThirdBatch(), create_mesh()) as batches:
+        next(batches), next(batches)
+        with pytest.raises(JaxnetError, match="image 17 of the train split does not decode"):
+            next(batches)

@@ -4,6 +4,7 @@ Grain reads them by index, so shuffling, sharding over hosts and resuming need n
 """
 import gzip
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -71,9 +72,17 @@ def fashion_mnist_dirs(data_dir: str = ""):
 
 
 def load_fashion_mnist(split: str, data_dir: str = "") -> ArraySource:
-    """Fashion-MNIST from IDX files: `data_dir`, $JAXNET_DATA_DIR, Debian's dataset-fashion-mnist."""
+    """Fashion-MNIST from IDX files: `data_dir`, $JAXNET_DATA_DIR, Debian's dataset-fashion-mnist.
+    `split` may be a tfds-style slice of one, e.g. 'train[:50000]' and 'train[50000:]': a held-out
+    part of train to tune on without touching the test split."""
+    sliced = re.fullmatch(r"(\w+)\[(-?\d*):(-?\d*)\]", split)
+    if sliced:
+        whole = load_fashion_mnist(sliced[1], data_dir)
+        part = slice(*(int(x) if x else None for x in sliced.group(2, 3)))
+        return ArraySource(whole.images[part], whole.labels[part])
     if split not in FASHION_MNIST_FILES:
-        raise JaxnetError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}")
+        raise JaxnetError(f"Fashion-MNIST has splits 'train' and 'test' (or slices of them such as"
+                          f" 'train[:50000]'), not {split!r}")
     image_file, label_file = FASHION_MNIST_FILES[split]
     looked = fashion_mnist_dirs(data_dir)
     for d in looked:
@@ -302,7 +311,7 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
                 f" where there is network: python -m jaxnet.data.prepare {name} --data_dir=DIR,"
                 " then pass --config.data_dir=DIR") from e
     on_disk = tfds.builder_from_directory(builder.data_dir).info
-    if split not in on_disk.splits:
+    if split.split("[")[0] not in on_disk.splits:  # tfds reads slices such as train[:50000]
         raise JaxnetError(f"{name} has splits {', '.join(on_disk.splits)}, not {split!r}"
                           " (set config.train_split / config.eval_split)")
     classes = on_disk.features["label"].num_classes

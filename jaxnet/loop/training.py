@@ -13,8 +13,8 @@ from jaxnet import JaxnetError
 from jaxnet.data.pipeline import train_loader
 from jaxnet.evaluation.evaluator import Predictor
 from jaxnet.loop.checkpoint import abstract_like
-from jaxnet.mesh import (batch_sharded, check_batch_size, free_memory, one_at_a_time, replicated,
-                         shard_batch)
+from jaxnet.loop.prefetch import DevicePrefetch
+from jaxnet.mesh import batch_sharded, check_batch_size, free_memory, one_at_a_time, replicated
 from jaxnet.training.optim import observe_plateau
 from jaxnet.training.sharding import shardings_of
 from jaxnet.training.state import (build_training, count_params, eval_variables, join_state,
@@ -79,11 +79,12 @@ def restore_training(checkpointer, state, data_iter=None, step=None):
     return step, join_state(restored["variables"], restored["optimizer"])
 
 
-def save_training(checkpointer, step: int, state, data_iter, metrics=None) -> None:
-    """Save the train state and the data position at `step` (with its eval `metrics`, if any)."""
+def save_training(checkpointer, step: int, state, data_state, metrics=None) -> None:
+    """Save the train state and the data position `data_state` (the grain iterator's state after
+    the last batch trained on) at `step`, with its eval `metrics`, if any."""
     variables, optimizer = split_state(state)
     checkpointer.save(step, {"variables": variables, "optimizer": optimizer},
-                      meta={"data": data_iter.get_state()}, metrics=metrics)
+                      meta={"data": data_state}, metrics=metrics)
 
 
 def train_loop(config, run, build=build_training) -> Predictor:
@@ -127,8 +128,8 @@ def train_loop(config, run, build=build_training) -> Predictor:
     if start_step:
         logger.print(f"resumed from the checkpoint at step {start_step} in {checkpointer.directory}")
 
-    with StopSignals() as signals:
-        return _steps(config, run, state, data_iter, train_step, observe_eval, predictor, signals,
+    with DevicePrefetch(data_iter, mesh) as batches, StopSignals() as signals:
+        return _steps(config, run, state, batches, train_step, observe_eval, predictor, signals,
                       start_step, total_steps, steps_per_epoch, eval_every)
 
 
@@ -166,14 +167,15 @@ def compile_checked(train_step, state, batch, config, mesh):
     return compiled
 
 
-def _steps(config, run, state, data_iter, train_step, observe_eval, predictor, signals,
+def _steps(config, run, state, batches, train_step, observe_eval, predictor, signals,
            start_step, total_steps, steps_per_epoch, eval_every):
     """train_loop's steps: log, evaluate, checkpoint; stop with a checkpoint at a signal."""
     mesh, logger, checkpointer = run.mesh, run.logger, run.checkpointer
     window, checked, timed_steps, window_start = [], 0, 0, time.time()
     last_good, blocking = start_step, one_at_a_time(mesh)
+    started, evaluating = time.time(), 0.0  # train_seconds: compile included, evaluations not
     for step in range(start_step + 1, total_steps + 1):
-        batch = shard_batch(next(data_iter), mesh)
+        batch = next(batches)
         if step == start_step + 1:  # memory pre-flight before the first step runs
             train_step = compile_checked(train_step, state, batch, config, mesh)
         state, metrics = train_step(state, batch)
@@ -191,10 +193,12 @@ def _steps(config, run, state, data_iter, train_step, observe_eval, predictor, s
         eval_metrics = None
         if step % eval_every == 0 or last:
             eval_start = time.time()
-            eval_metrics = run.evaluate(predictor(state), epoch=step / steps_per_epoch)
+            eval_metrics = run.evaluate(predictor(state), epoch=step / steps_per_epoch,
+                                        train_seconds=eval_start - started - evaluating)
             if config.schedule == "plateau":
                 state = observe_eval(state, eval_metrics["top1_err"])
             window_start += time.time() - eval_start  # evaluation is not training throughput
+            evaluating += time.time() - eval_start
         saving = step % config.checkpoint_every_steps == 0 or eval_metrics or last or stopping
         if step % config.log_every_steps == 0 or saving:
             host = jax.device_get(window)
@@ -210,7 +214,7 @@ def _steps(config, run, state, data_iter, train_step, observe_eval, predictor, s
                 })
                 window, checked, timed_steps, window_start = [], 0, 0, time.time()
             if saving:  # every evaluated step too: the best one is kept (Checkpointer)
-                save_training(checkpointer, step, state, data_iter, eval_metrics)
+                save_training(checkpointer, step, state, batches.state, eval_metrics)
                 last_good = step
             if stopping and signals.signal:
                 checkpointer.wait()
