@@ -66,17 +66,17 @@ def run_torch(config):
     """The PyTorch twin of `config`, on the same splits and the same lr at every step."""
     from jaxnet.bench import torch_recipe
     from jaxnet.data.sources import ArraySource, create_source
+    from jaxnet.loop.training import step_counts
     from jaxnet.mesh import usable_cores
     from jaxnet.training.optim import create_schedule
 
     torch_recipe.check_supported(config)
     check_same_net(config, torch_recipe.build_net(config))
-    train, test = create_source(config, config.train_split), create_source(config, config.eval_split)
+    train = create_source(config, config.train_split)
+    test = create_source(config, config.eval_split)
     if not isinstance(train, ArraySource) or not isinstance(test, ArraySource):
         raise JaxnetError("the PyTorch twin needs an in-memory dataset (e.g. Fashion-MNIST)")
-    per_epoch = len(train) // config.batch_size
-    total = int(np.ceil(config.num_epochs * per_epoch))
-    every = round(config.eval_every_epochs * per_epoch) or total
+    per_epoch, total, every = step_counts(config, len(train))  # as jaxnet's loop counts them
     rates = np.asarray(create_schedule(config, per_epoch)(np.arange(total)))
     evals = []
 

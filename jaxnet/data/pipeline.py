@@ -199,38 +199,30 @@ def eval_batches(source, global_batch: int, process_index: int = 0, process_coun
         return
     for b in range(count):  # in memory: read directly (a thread pool would only add overhead)
         indices = positions[b * local:(b + 1) * local]
-        if isinstance(source, ArraySource):  # whole arrays at once
-            rows = {"image": source.images[indices.start:indices.stop:indices.step],
-                    "label": source.labels[indices.start:indices.stop:indices.step]}
-            yield pad_arrays(rows, local, indices)
+        if isinstance(source, ArraySource):  # whole arrays at once, as views
+            rows = slice(indices.start, indices.stop, indices.step)
+            yield pad_arrays({"image": source.images[rows], "label": source.labels[rows]}, local,
+                             indices)
         else:
             yield pad_batch([source[i] for i in indices], local, source[0], indices)
 
 
-def pad_arrays(batch, size: int, indices):
-    """A batch of stacked `image` and `label` arrays padded to `size` rows as pad_batch pads."""
+def pad_arrays(batch, size: int, indices=()):
+    """A batch of stacked `image` and `label` arrays padded with zeros to `size` rows; `mask`
+    marks the real ones, `index` their positions in the split (`indices`; 0 for padding)."""
     n = len(batch["label"])
     padding = [(0, size - n)]
     return {
         "image": np.pad(batch["image"], padding + [(0, 0)] * (batch["image"].ndim - 1)),
         "label": np.pad(batch["label"].astype(np.int32), padding),
         "mask": np.pad(np.ones(n, np.float32), padding),
-        "index": np.pad(np.asarray(indices, np.int32), padding),
+        "index": np.pad(np.asarray(indices, np.int32), (0, size - len(indices))),
     }
 
 
 def pad_batch(rows, size: int, template, indices=()):
-    """Stack `rows` and pad to `size` rows of zeros; `mask` marks the real ones, `index` their
-    positions in the split (`indices`; 0 for padding)."""
-    batch = {
-        "image": np.zeros((size,) + np.shape(template["image"]), np.uint8),
-        "label": np.zeros((size,), np.int32),
-        "mask": np.zeros((size,), np.float32),
-        "index": np.zeros((size,), np.int32),
-    }
-    batch["index"][:len(indices)] = indices
-    for i, row in enumerate(rows):
-        batch["image"][i] = row["image"]
-        batch["label"][i] = row["label"]
-        batch["mask"][i] = 1.0
-    return batch
+    """Stack `rows` (dicts with `image` and `label`; `template` gives the image shape when there
+    are none) and pad them as pad_arrays does."""
+    shape = (len(rows),) + np.shape(template["image"])
+    return pad_arrays({"image": np.array([r["image"] for r in rows], np.uint8).reshape(shape),
+                       "label": np.array([r["label"] for r in rows], np.int32)}, size, indices)

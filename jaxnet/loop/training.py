@@ -87,6 +87,19 @@ def save_training(checkpointer, step: int, state, data_state, metrics=None) -> N
                       meta={"data": data_state}, metrics=metrics)
 
 
+def step_counts(config, num_examples: int) -> tuple[int, int, int]:
+    """(steps per epoch, steps in all, steps between evaluations) of `config` on a train split of
+    `num_examples`: whole batches per epoch, the last epoch's fraction rounded up; an evaluation
+    every eval_every_epochs (0: at the end only) and always at the last step."""
+    steps_per_epoch = num_examples // config.batch_size
+    if steps_per_epoch == 0:
+        raise JaxnetError(f"the {num_examples}-example train split is smaller than one batch"
+                          f" ({config.batch_size})")
+    total_steps = math.ceil(config.num_epochs * steps_per_epoch)
+    eval_every = round(config.eval_every_epochs * steps_per_epoch) or total_steps
+    return steps_per_epoch, total_steps, eval_every
+
+
 def train_loop(config, run, build=build_training) -> Predictor:
     """Train `config` in `run.workdir` (resuming from its latest checkpoint); return the final
     model as a Predictor, or None when stopped early at run.stop_at_step (with a checkpoint).
@@ -95,12 +108,7 @@ def train_loop(config, run, build=build_training) -> Predictor:
     mesh, logger, checkpointer = run.mesh, run.logger, run.checkpointer
     train_source = run.train_source
     check_batch_size(config.batch_size, mesh)
-    steps_per_epoch = len(train_source) // config.batch_size
-    if steps_per_epoch == 0:
-        raise JaxnetError(f"the {len(train_source)}-example train split is smaller than one batch"
-                          f" ({config.batch_size})")
-    total_steps = math.ceil(config.num_epochs * steps_per_epoch)
-    eval_every = round(config.eval_every_epochs * steps_per_epoch) or total_steps
+    steps_per_epoch, total_steps, eval_every = step_counts(config, len(train_source))
 
     model, schedule, tx, init = build(config, steps_per_epoch, mesh)
     state = init(jax.random.PRNGKey(config.seed))

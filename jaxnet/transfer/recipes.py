@@ -17,7 +17,8 @@ def _data(c, classes):
 
 
 def network_config(classes=TARGET_CLASSES):
-    """configs/fashion_mnist.py's narrow ResNet-10 (0.31M parameters) and recipe, on `classes`."""
+    """The quickstart's narrow ResNet-10 (0.31M parameters) and optimiser
+    (jaxnet.config.quickstart_recipe, at batch 128 with pad-crop + flip), on `classes`."""
     c = quickstart_recipe(_data(fashion_mnist_config(), classes))
     c.num_epochs = 4.0
     c.log_every_steps = 100
