@@ -83,7 +83,9 @@ def seconds_per_pass(run, passes: int) -> float:
 
 def xla_runner(conv, mesh, passes: int = 1):
     """A no-argument function running `conv`'s forward and backward `passes` times in XLA,
-    returning the last pass's output and gradients."""
+    returning the last pass's output and gradients (input, then weights; the cotangent is the
+    output). The input and weights are standard normals from numpy's default_rng(0), in that
+    order."""
     import jax
 
     from jaxnet.mesh import batch_sharded, replicated
