@@ -2,8 +2,8 @@
 
 The quickstart's net and optimiser (jaxnet.config.quickstart_recipe: ResNet-10, width 16, 3x3
 stem; SGD + Nesterov, cosine, label smoothing 0.1) at batch 128 for 14 epochs (the quickstart's
-recipe until 2026-11-30, when it moved to batch 64 and flips only, now for 10 epochs); only the training
-augmentation changes:
+recipe until 2026-11-30, when it moved to batch 64 and flips only, now for 10 epochs); only the
+training augmentation changes:
   none       no augmentation
   crop_flip  random crop of the image zero-padded by crop_padding, horizontal flip
   lighting   crop_flip + AlexNet's PCA lighting (alpha ~ N(0, 0.1)); the seed: "reduces the top-1
