@@ -192,14 +192,14 @@ def eval_batches(source, global_batch: int, process_index: int = 0, process_coun
                  .map(locate_errors(source.eval_transform)).batch(local, drop_remainder=False))
         batches = iter(_prefetch(shard, source.num_workers))
         for b in range(count):
-            batch = next(batches, None)
-            rows = [] if batch is None else [{k: v[i] for k, v in batch.items()}
-                                             for i in range(len(batch["label"]))]
-            yield pad_batch(rows, local, template, positions[b * local:(b + 1) * local])
+            batch, indices = next(batches, None), positions[b * local:(b + 1) * local]
+            yield (pad_batch([], local, template, indices) if batch is None  # all padding
+                   else pad_arrays(batch, local, indices))
         return
+    in_memory = isinstance(source, ArraySource)
     for b in range(count):  # in memory: read directly (a thread pool would only add overhead)
         indices = positions[b * local:(b + 1) * local]
-        if isinstance(source, ArraySource):  # whole arrays at once, as views
+        if in_memory:  # whole arrays at once, as views
             rows = slice(indices.start, indices.stop, indices.step)
             yield pad_arrays({"image": source.images[rows], "label": source.labels[rows]}, local,
                              indices)

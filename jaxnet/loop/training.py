@@ -205,8 +205,9 @@ def _steps(config, run, state, batches, train_step, observe_eval, predictor, sig
                                         train_seconds=eval_start - started - evaluating)
             if config.schedule == "plateau":
                 state = observe_eval(state, eval_metrics["top1_err"])
-            window_start += time.time() - eval_start  # evaluation is not training throughput
-            evaluating += time.time() - eval_start
+            eval_seconds = time.time() - eval_start  # not training: neither throughput nor time
+            window_start += eval_seconds
+            evaluating += eval_seconds
         saving = step % config.checkpoint_every_steps == 0 or eval_metrics or last or stopping
         if step % config.log_every_steps == 0 or saving:
             host = jax.device_get(window)
