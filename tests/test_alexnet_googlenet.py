@@ -210,6 +210,30 @@ def test_alexnet_columns_are_independent():
     np.testing.assert_array_equal(out["conv5"][..., :128], base["conv5"][..., :128])
 
 
+def test_alexnet_split_columns_is_the_grouped_conv():
+    """split_columns (the default: one ungrouped conv per column) and lax's feature_group_count
+    share parameters and give the same logits and gradients."""
+    t = tiny("alexnet", dropout=False)
+    grouped = t.model.clone(split_columns=False)
+    assert t.model.split_columns
+
+    def loss(model, params):
+        return cross_entropy(model.apply({"params": params}, t.images), t.labels)
+
+    for model in (t.model, grouped):  # same parameter tree and shapes
+        shapes = jax.eval_shape(model.init, jax.random.key(1), t.images[:1])["params"]
+        assert jax.tree.map(jnp.shape, shapes) == jax.tree.map(jnp.shape, t.params)
+    split_loss, split_grads = jax.value_and_grad(functools.partial(loss, t.model))(t.params)
+    group_loss, group_grads = jax.value_and_grad(functools.partial(loss, grouped))(t.params)
+    np.testing.assert_allclose(split_loss, group_loss, rtol=1e-6)
+    assert float(split_loss) > 1.0  # a real loss, not a degenerate zero
+    for name in ("conv2", "conv4", "conv5", "fc8"):
+        g = group_grads[name]["kernel"]
+        assert float(jnp.abs(g).max()) > 0
+        np.testing.assert_allclose(split_grads[name]["kernel"], g, rtol=1e-4,
+                                   atol=1e-5 * float(jnp.abs(g).max()))
+
+
 # ---------------------------------------------------------------- GoogLeNet's aux heads
 
 def test_googlenet_aux_heads_only_in_training():

@@ -212,3 +212,47 @@ def test_transfer_section_sets_transfer_against_scratch(tmp_path, monkeypatch):
     assert section.table[0] == ["method", "10 labels/class", "100 labels/class"]
     assert section.table[-1] == ["from scratch", "70.00%", "75.00%"]
     assert section.figures == [("transfer_accuracy_vs_labels.png", "Test top-1 against labels per class, per method.")]
+
+
+def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkeypatch):
+    """--quick reports the recipe's run that train.py finished in its workdir with the same
+    config; an unfinished run or one of another config is not reported."""
+    import json
+
+    from jaxnet.experiments import alexnet_recipe
+
+    config = common.load_config(alexnet_recipe.CONFIG)
+    workdir = tmp_path / "workdirs" / "alexnet_fashion_mnist"
+    workdir.mkdir(parents=True)
+    monkeypatch.setattr(alexnet_recipe, "TRAIN_WORKDIR", workdir)
+
+    def write(last_epoch, **config_changes):
+        (workdir / "config.json").write_text(json.dumps({**json.loads(config.to_json()),
+                                                        **config_changes}))
+        lines = []
+        for epoch in range(1, last_epoch + 1):
+            lr = 0.01 if epoch <= 12 else 0.001  # one drop, logged in the 13th epoch
+            lines.append({"step": epoch * 468, "split": "train", "epoch": epoch, "lr": lr,
+                          "top1_acc": 0.9})
+            acc = 0.85 + 0.0025 * epoch
+            seconds = 240.0 * (epoch if epoch <= 20 else epoch - 20)  # resumed after epoch 20
+            lines.append({"step": epoch * 468, "split": "test", "epoch": epoch, "top1_acc": acc,
+                          "top1_err": 1 - acc, "train_seconds": seconds})
+        (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    def section():
+        return alexnet_recipe.run(Context(tmp_path / "out", quick=True, log=lambda s: None))
+
+    write(30)
+    s = section()
+    assert s.verdict == "held"  # 0.85 + 30 * 0.0025 = 92.5%
+    assert s.measured == ("92.50% test top-1 after 30 epochs (2.00 h of training); lr drops at"
+                          " epochs 13.0")
+    assert len(s.table) == 31 and s.table[12] == ["12", "88.00%", "0.01"]
+    assert s.table[13] == ["13", "88.25%", "0.001"]
+    assert s.commands == [f"python train.py --config=configs/alexnet_fashion_mnist.py"
+                          f" --workdir={workdir}"]
+    write(29)  # not finished
+    assert section().measured.startswith("not run with --quick")
+    write(30, base_lr=0.02)  # another recipe
+    assert section().verdict == "not measured"

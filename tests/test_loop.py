@@ -17,16 +17,8 @@ from jaxnet.loop.training import TrainingDiverged, restore_training
 from jaxnet.methods import train
 from jaxnet.training.state import build_training
 from jaxnet.mesh import create_mesh, replicated
+from tests.metrics_records import untimed_records
 from tests.tiny_config import get_config
-
-
-def read_metrics(workdir):
-    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-
-
-def without_timing(records):
-    return [{k: v for k, v in r.items() if k not in ("images_per_sec", "train_seconds")}
-            for r in records]
 
 
 def restore_latest(config, workdir, devices):
@@ -47,8 +39,8 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, devices):
     assert sorted(os.listdir(resumed / "checkpoints")) == ["4", "6"]
     final_resumed = train(config, resumed)  # the same command resumes it
 
-    records_full = without_timing(read_metrics(full))
-    records_resumed = without_timing(read_metrics(resumed))
+    records_full = untimed_records(full)
+    records_resumed = untimed_records(resumed)
     train_full = [r for r in records_full if r["split"] == "train"]
     assert [r["step"] for r in train_full] == [2, 4, 6, 8]
     assert train_full == [r for r in records_resumed if r["split"] == "train"]
@@ -77,8 +69,8 @@ def test_plateau_and_polyak_runs_resume_exactly(tmp_path):
     assert train(config, resumed, stop_at_step=4) is None
     final_resumed = train(config, resumed)
     assert final_full == final_resumed
-    records = without_timing(read_metrics(full))
-    assert records == without_timing(read_metrics(resumed))
+    records = untimed_records(full)
+    assert records == untimed_records(resumed)
     lrs = [r["lr"] for r in records if r["split"] == "train"]
     peak = config.base_lr * config.batch_size / 256
     assert lrs[0] == pytest.approx(peak) and lrs[-1] < peak / 5  # at least one drop
@@ -140,9 +132,8 @@ def test_records_logged_after_the_restored_checkpoint_are_not_repeated(tmp_path)
     assert train(config, killed, stop_at_step=6) is None  # records and checkpoints up to 6
     shutil.rmtree(killed / "checkpoints" / "6")  # ... but the checkpoint at 6 never finished
     train(config, killed)  # resumes from 4: steps 5-6 are logged again
-    records = without_timing(read_metrics(killed))
-    assert [r["step"] for r in records] == [r["step"] for r in read_metrics(full)]
-    assert records == without_timing(read_metrics(full))
+    records = untimed_records(killed)
+    assert records == untimed_records(full)
 
 
 def test_device_prefetch_yields_the_stream_and_the_state_of_the_batch_trained_on():

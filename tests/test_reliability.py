@@ -10,13 +10,8 @@ from jaxnet import JaxnetError
 from jaxnet.loop.checkpoint import Checkpointer
 from jaxnet.loop.workdir import workdir_lock
 from jaxnet.methods import evaluate, train
+from tests.metrics_records import untimed_records
 from tests.tiny_config import get_config
-
-
-def records(workdir):
-    lines = (workdir / "metrics.jsonl").read_text().splitlines()
-    timing = ("images_per_sec", "train_seconds")
-    return [{k: v for k, v in json.loads(line).items() if k not in timing} for line in lines]
 
 
 def damage(step_dir, what):
@@ -44,11 +39,11 @@ def test_damaged_latest_checkpoint_falls_back_and_is_moved_aside(tmp_path, capsy
 def test_training_resumes_from_the_newest_intact_checkpoint_with_exact_logs(tmp_path, capsys):
     config = get_config()
     train(config, tmp_path)
-    uninterrupted = records(tmp_path)
+    uninterrupted = untimed_records(tmp_path)
     damage(tmp_path / "checkpoints" / "8", "json")  # the data position (meta) is unreadable
     train(config, tmp_path)  # resumes from 4: the logs are an uninterrupted run's
     assert "warning: the checkpoint at step 8 is damaged (JSONDecodeError" in capsys.readouterr().err
-    assert records(tmp_path) == uninterrupted
+    assert untimed_records(tmp_path) == uninterrupted
     assert (tmp_path / "checkpoints_damaged" / "8" / "meta").is_dir()
 
 

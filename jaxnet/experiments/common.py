@@ -279,6 +279,34 @@ def run_network(ctx: Context, config, experiment: str, name: str, config_name: s
                      result["hardware"], False, extra)
 
 
+def finished_train_run(config, config_name: str, workdir) -> RunResult | None:
+    """A run of exactly `config` (from configs/CONFIG_NAME.py) that `python train.py` finished in
+    `workdir` (its config.json equal to the config, an evaluation at the last epoch), read like
+    a cached report run: for recipes too long for the report to train, trained once by hand. Its
+    `seconds` are the training's (the log's train_seconds: compilation in, evaluations out; a
+    resumed run restarts that clock, so the sessions' last readings are added). None otherwise."""
+    workdir = Path(workdir)
+    try:
+        saved = json.loads((workdir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    records = read_records(workdir)
+    evals = [r for r in records if "top1_err" in r and "epoch" in r]
+    finished = evals and evals[-1]["epoch"] >= config.num_epochs - 1e-9
+    if saved != _config_json(config) or not finished:
+        return None
+    seconds, previous = 0.0, 0.0
+    for r in evals:
+        now = r.get("train_seconds", 0.0)
+        seconds += previous if now < previous else 0.0  # a resumed session started from 0
+        previous = now
+    metrics = {k: v for k, v in evals[-1].items() if isinstance(v, (int, float))}
+    return RunResult(workdir.name, workdir, metrics, records, seconds + previous,
+                     train_command(config, config_name, None, workdir),
+                     f"{cpu_model()}, {os.cpu_count()} cores (the report's machine; trained by"
+                     f" train.py in {workdir})", True, {})
+
+
 def _default_train(config, workdir):
     from jaxnet.methods import train
 

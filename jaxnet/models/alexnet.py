@@ -1,11 +1,11 @@
 """AlexNet (Krizhevsky, Sutskever & Hinton 2012) and torchvision's one-column variant.
 
 `AlexNet` is the paper's two-column net in one device's program: the columns become channel
-groups (conv2/4/5 use `feature_group_count=2`, conv3 and the fully connected layers see both
-columns) and the LRN after conv1/conv2 normalises within each column, as each GPU did. Input is
-227x227: the paper's text says 224, but 11x11/4 convolutions only give its 55x55 maps from 227.
-Other sizes work (at least 67 px) and change fc6's fan-in (6*6*256 = 9216 at 227); the paper's net
-has no pooling to a fixed size, so neither has this one.
+groups (conv2/4/5 are grouped convs, by default computed as one conv per column; conv3 and the
+fully connected layers see both columns) and the LRN after conv1/conv2 normalises within each
+column, as each GPU did. Input is 227x227: the paper's text says 224, but 11x11/4 convolutions
+only give its 55x55 maps from 227. Other sizes work (at least 67 px) and change fc6's fan-in
+(6*6*256 = 9216 at 227); the paper's net has no pooling to a fixed size, so neither has this one.
 
 `AlexNetOneGPU` is the layout torchvision ships (from Krizhevsky's 2014 "one weird trick" paper):
 64-192-384-256-256 convs, no LRN, no groups, 61,100,840 parameters at 1000 classes. Like
@@ -21,6 +21,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jaxnet.models.layers import get_activation, lrn
 
@@ -44,6 +45,12 @@ class AlexNet(nn.Module):
     # explicit column axis (ColumnConv), same parameters and outputs; XLA's SPMD partitioner then
     # keeps each column on its own device of a `model` mesh axis, where it gathers grouped convs.
     column_parallel: bool = False
+    # True: the grouped convs run as one ungrouped conv per column on channel slices of the same
+    # `kernel` (split_group_conv), same parameters and outputs. XLA:CPU's grouped convs are slow
+    # (AlexNet at 67 px: 1,224 against 549 ms per step on one device), and under data parallelism
+    # XLA gathers their inputs so every device convolves the whole batch. False: lax's
+    # feature_group_count, as the model-parallel experiment's "XLA's grouped convs" rows need.
+    split_columns: bool = True
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -63,6 +70,7 @@ class AlexNet(nn.Module):
             y = nn.Conv(features * widen, (kernel, kernel), (stride, stride),
                         padding=[(kernel // 2, kernel // 2)] * 2 if stride == 1 else "VALID",
                         feature_group_count=groups, kernel_init=kernel_init,
+                        conv_general_dilated=split_group_conv if self.split_columns else None,
                         bias_init=nn.initializers.constant(bias), dtype=self.dtype, name=name)(y)
             return act(y)
 
@@ -157,6 +165,18 @@ def column_conv(x, kernel, groups: int):
     out = sum(jnp.einsum("nhwgc,cgo->nhwgo", xg[:, dy:dy + h, dx:dx + w], kg[dy, dx])
               for dy in range(k) for dx in range(k))
     return out.reshape(n, h, w, features)
+
+
+def split_group_conv(lhs, rhs, *args, feature_group_count: int = 1, **kwargs):
+    """lax.conv_general_dilated for NHWC `lhs` and HWIO `rhs`, a grouped conv computed as one
+    ungrouped conv per group on channel slices, concatenated: the same function as
+    feature_group_count=groups (nn.Conv's `conv_general_dilated` hook, so its parameters stay)."""
+    if feature_group_count == 1:
+        return lax.conv_general_dilated(lhs, rhs, *args, **kwargs)
+    pairs = zip(jnp.split(lhs, feature_group_count, axis=-1),
+                jnp.split(rhs, feature_group_count, axis=-1))
+    return jnp.concatenate([lax.conv_general_dilated(x, w, *args, **kwargs) for x, w in pairs],
+                           axis=-1)
 
 
 def _lrn_per_column(x):
