@@ -250,6 +250,8 @@ def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkey
                           " epochs 13.0")
     assert len(s.table) == 31 and s.table[12] == ["12", "88.00%", "0.01"]
     assert s.table[13] == ["13", "88.25%", "0.001"]
+    assert s.figures[0][0] == "alexnet_recipe.png"
+    assert (tmp_path / "out" / "alexnet_recipe.png").read_bytes()[:4] == b"\x89PNG"
     assert s.commands == [f"python train.py --config=configs/alexnet_fashion_mnist.py"
                           f" --workdir={workdir}"]
     write(29)  # not finished

@@ -7,6 +7,7 @@ that `python train.py --config=configs/alexnet_fashion_mnist.py` finished in its
 """
 from __future__ import annotations
 
+from jaxnet.experiments import plots
 from jaxnet.experiments.common import (ROOT, Context, Section, curve, finished_train_run,
                                        load_config, pct, run_network)
 
@@ -55,10 +56,21 @@ def run(ctx: Context) -> Section:
         after = [lr for de, lr in drops if de <= e + 1e-9]
         rows.append([f"{e:g}", pct(a), f"{after[-1]:g}" if after else f"{config.base_lr:g}"])
     final = r.metrics["top1_acc"]
+    train_epochs, train_acc = curve(r.records, "train")
+    where = ", ".join(f"{e:.1f}" for e, _ in drops) or "none"
+    top = max(0.95, float(max(acc.max(), train_acc.max())) + 0.01)
+    plots.curves(ctx.figure("alexnet_recipe.png"),
+                 [("test", epochs, acc, {"marker": "o", "markersize": 3}),
+                  ("train (running, dropout on)", train_epochs, train_acc, {})],
+                 title=f"AlexNet's recipe on Fashion-MNIST (lr / 10 at epochs {where})",
+                 xlabel="epochs", ylabel="top-1 accuracy", hline=0.92, hline_label="target 92%",
+                 ylim=(min(0.8, float(acc.min()) - 0.02), top))  # cuts the first epoch's climb
+    section.figures = [("alexnet_recipe.png", "Top-1 accuracy against epochs; the learning rate"
+                        " was divided by 10 at the epochs in the title.")]
     section.table = rows
     section.measured = (f"{pct(final)} test top-1 after {config.num_epochs:g} epochs"
                         f" ({r.seconds / 3600:.2f} {timed}); lr drops at epochs"
-                        f" {', '.join(f'{e:.1f}' for e, _ in drops) or 'none'}")
+                        f" {where}")
     section.verdict = "held" if final >= 0.92 else "did not hold"
     section.commands, section.hardware = [r.command], [r.hardware]
     return section
