@@ -18,10 +18,10 @@ evaluation noise as plateaus: on a GPU it had cut the lr to its floor by epoch 5
 
 Run:      python train.py --config=configs/alexnet_fashion_mnist.py --cpu_devices=1
 Evaluate: python eval.py --config=configs/alexnet_fashion_mnist.py --workdir=workdirs/alexnet_fashion_mnist
-Expected: >= 92% test top-1 after 30 epochs, about 2 hours on this project's 2-core CPU (~250
-images/sec; README, Results). On a CPU one device is faster here than the automatic one per core
-(549 against 927 ms per step of 128 images, `python -m jaxnet.bench`; README, Results).
-`python -m jaxnet.report --quick` reports this run once it has finished.
+Expected: >= 92% test top-1 after 30 epochs: 2-4 hours on this project's 2-core CPU (a step of
+128 images took 549 ms in a fast hour, 1,159 ms in a slow one; README, Results). On a CPU one
+device is faster here than the automatic one per core (549 against 927 ms per step,
+`python -m jaxnet.bench`). `python -m jaxnet.report --quick` reports this run once it has finished.
 """
 from jaxnet.config import fashion_mnist_config
 

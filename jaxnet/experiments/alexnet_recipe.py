@@ -1,6 +1,6 @@
 """AlexNet's recipe on Fashion-MNIST with the plateau rule fixed (configs/alexnet_fashion_mnist.py).
 
-About 2 hours on a 2-core CPU (30 epochs at ~4 minutes each), minutes on a GPU: the full report
+2-4 hours on a 2-core CPU (30 epochs at 4-8 minutes each), minutes on a GPU: the full report
 trains it; --quick reports a finished run already in OUT/runs/alexnet_recipe or, failing that, one
 that `python train.py --config=configs/alexnet_fashion_mnist.py` finished in its default workdir
 (TRAIN_WORKDIR) with the same config, and otherwise only the recipe.
@@ -43,7 +43,7 @@ def run(ctx: Context) -> Section:
     if ctx.quick and not (workdir / "result.json").exists():
         r, timed = finished_train_run(config, CONFIG, TRAIN_WORKDIR), "h of training"
         if r is None:
-            section.measured = ("not run with --quick (about 2 hours on a 2-core CPU; a run that"
+            section.measured = ("not run with --quick (2-4 hours on a 2-core CPU; a run that"
                                 f" train.py finished in {TRAIN_WORKDIR} is reported)")
             section.commands = [f"python train.py --config=configs/{CONFIG}.py --cpu_devices=1"]
             return section
