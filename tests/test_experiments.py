@@ -231,7 +231,8 @@ def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkey
                                                         **config_changes}))
         lines = []
         for epoch in range(1, last_epoch + 1):
-            lr = 0.01 if epoch <= 12 else 0.001  # one drop, logged in the 13th epoch
+            # one drop after epoch 12's evaluation: the log's window means show it in two records
+            lr = 0.01 if epoch <= 12 else 0.0046 if epoch == 13 else 0.001
             lines.append({"step": epoch * 468, "split": "train", "epoch": epoch, "lr": lr,
                           "top1_acc": 0.9})
             acc = 0.85 + 0.0025 * epoch
@@ -247,9 +248,9 @@ def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkey
     s = section()
     assert s.verdict == "held"  # 0.85 + 30 * 0.0025 = 92.5%
     assert s.measured == ("92.50% test top-1 after 30 epochs (2.00 h of training); lr drops at"
-                          " epochs 13.0")
-    assert len(s.table) == 31 and s.table[12] == ["12", "88.00%", "0.01"]
-    assert s.table[13] == ["13", "88.25%", "0.001"]
+                          " epochs 12.0")
+    assert len(s.table) == 31 and s.table[11] == ["11", "87.75%", "0.01"]
+    assert s.table[12] == ["12", "88.00%", "0.001"] and s.table[13] == ["13", "88.25%", "0.001"]
     assert s.figures[0][0] == "alexnet_recipe.png"
     assert (tmp_path / "out" / "alexnet_recipe.png").read_bytes()[:4] == b"\x89PNG"
     assert s.commands == [f"python train.py --config=configs/alexnet_fashion_mnist.py"

@@ -16,13 +16,22 @@ TRAIN_WORKDIR = ROOT / "workdirs" / CONFIG  # train.py's default workdir, run fr
 
 
 def lr_drops(records) -> list:
-    """(epoch, lr) where the logged learning rate fell."""
-    drops, prev = [], None
+    """(epoch, lr) for each fall of the learning rate: the epoch of the evaluation that caused it
+    and the lr it settled at. The log's lr is a window's mean, so a drop inside a window shows in
+    two records (0.01, 0.0046, 0.001): a fall right after a fall is the same drop."""
+    eval_epochs = [r["epoch"] for r in records if "top1_err" in r and "epoch" in r]
+    drops, prev, falling = [], None, False
     for r in records:
-        if r.get("split") == "train" and "lr" in r:
-            if prev is not None and r["lr"] < prev * 0.5:
-                drops.append((r["epoch"], r["lr"]))
-            prev = r["lr"]
+        if r.get("split") != "train" or "lr" not in r:
+            continue
+        fell = prev is not None and r["lr"] < prev["lr"] * 0.5
+        if fell and falling:
+            drops[-1] = (drops[-1][0], r["lr"])
+        elif fell:
+            # an evaluation at a record's own step changes the lr only for the steps after it
+            at = [e for e in eval_epochs if prev["epoch"] - 1e-9 <= e < r["epoch"] - 1e-9]
+            drops.append((at[0] if at else r["epoch"], r["lr"]))
+        falling, prev = fell, r
     return drops
 
 
