@@ -92,7 +92,7 @@ def alexnet_config(image_size: int, num_classes: int, batch: int, fc: int, colum
     c.model.init_scheme = "he"
     c.model.fc_features = fc
     c.model.column_parallel = column
-    c.model.split_columns = False  # the rows without column_parallel time lax's grouped convs
+    c.model.split_columns = False  # rows without column_parallel: lax's grouped convs
     c.num_classes = num_classes
     c.image_size, c.channels = image_size, 3
     c.batch_size = batch
