@@ -19,7 +19,7 @@ def lr_drops(records) -> list:
     """(epoch, lr) for each fall of the learning rate: the epoch of the evaluation that caused it
     and the lr it settled at. The log's lr is a window's mean, so a drop inside a window shows in
     two records (0.01, 0.0046, 0.001): a fall right after a fall is the same drop."""
-    eval_epochs = [r["epoch"] for r in records if "top1_err" in r and "epoch" in r]
+    eval_epochs, _ = curve(records, "eval")
     drops, prev, falling = [], None, False
     for r in records:
         if r.get("split") != "train" or "lr" not in r:
