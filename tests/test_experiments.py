@@ -241,21 +241,41 @@ def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkey
                           "top1_err": 1 - acc, "train_seconds": seconds})
         (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
 
-    def section():
-        return alexnet_recipe.run(Context(tmp_path / "out", quick=True, log=lambda s: None))
+    evaluations = []
 
-    write(30)
+    def evaluate(config, workdir, split):  # the paper's test of the last checkpoint
+        evaluations.append((config.eval_protocol, workdir, split))
+        return {"split": split, "top1_acc": 0.915, "protocol": config.eval_protocol}
+
+    def section():
+        return alexnet_recipe.run(Context(tmp_path / "out", quick=True, log=lambda s: None,
+                                          evaluate_fn=evaluate))
+
+    write(30, eval_protocol="center")  # an eval-only field may differ (as on resuming)
     s = section()
-    assert s.verdict == "held"  # 0.85 + 30 * 0.0025 = 92.5%
-    assert s.measured == ("92.50% test top-1 after 30 epochs (2.00 h of training); lr drops at"
-                          " epochs 12.0")
+    assert evaluations == [("ten_crop", workdir, "test")]
+    assert s.verdict == "did not hold"  # the paper's test decides: 91.50%, one view 92.50%
+    assert s.measured == ("91.50% test top-1 after 30 epochs with the paper's test (ten_crop: 4"
+                          " corner + centre crops and their mirrors, averaged), 92.50% with one"
+                          " view (the training loop's) (2.00 h of training); lr drops at epochs 12.0")
     assert len(s.table) == 31 and s.table[11] == ["11", "87.75%", "0.01"]
     assert s.table[12] == ["12", "88.00%", "0.001"] and s.table[13] == ["13", "88.25%", "0.001"]
     assert s.figures[0][0] == "alexnet_recipe.png"
     assert (tmp_path / "out" / "alexnet_recipe.png").read_bytes()[:4] == b"\x89PNG"
     assert s.commands == [f"python train.py --config=configs/alexnet_fashion_mnist.py"
-                          f" --workdir={workdir}"]
+                          f" --workdir={workdir}",
+                          f"python eval.py --config=configs/alexnet_fashion_mnist.py"
+                          f" --workdir={workdir}  # the paper's test"]
+    # eval.py's file for the last checkpoint is read, not evaluated again
+    (workdir / "eval").mkdir()
+    (workdir / "eval" / "test_ten_crop_step14040.json").write_text(json.dumps(
+        {"split": "test", "step": 14040, "protocol": "ten_crop", "top1_acc": 0.9206}))
+    s = section()
+    assert len(evaluations) == 1 and s.verdict == "held"
+    assert s.measured.startswith("92.06% test top-1 after 30 epochs with the paper's test")
     write(29)  # not finished
     assert section().measured.startswith("not run with --quick")
     write(30, base_lr=0.02)  # another recipe
+    assert section().verdict == "not measured"
+    write(30, num_epochs=40.0)  # a longer run, not yet finished
     assert section().verdict == "not measured"

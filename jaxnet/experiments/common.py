@@ -29,6 +29,7 @@ import numpy as np
 import jaxnet
 from jaxnet.data.sources import FASHION_MNIST_FILES, load_fashion_mnist
 from jaxnet.loop.training import TrainingDiverged
+from jaxnet.loop.workdir import changed_fields, eval_file
 from jaxnet.mesh import usable_cores
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: configs/ and train.py live here
@@ -280,20 +281,20 @@ def run_network(ctx: Context, config, experiment: str, name: str, config_name: s
 
 
 def finished_train_run(config, config_name: str, workdir) -> RunResult | None:
-    """A run of exactly `config` (from configs/CONFIG_NAME.py) that `python train.py` finished in
-    `workdir` (its config.json equal to the config, an evaluation at the last epoch), read like
-    a cached report run: for recipes too long for the report to train, trained once by hand. Its
+    """A run of `config` (from configs/CONFIG_NAME.py) that `python train.py` finished in
+    `workdir` (its config.json differing at most in the evaluation-only fields a resumed run may
+    change, such as eval_protocol; an evaluation at the config's last epoch), read like a cached
+    report run: for recipes too long for the report to train, trained once by hand. Its
     `seconds` are the training's (the log's train_seconds: compilation in, evaluations out; a
     resumed run restarts that clock, so the sessions' last readings are added). None otherwise."""
     workdir = Path(workdir)
-    try:
-        saved = json.loads((workdir / "config.json").read_text())
-    except (OSError, ValueError):
+    if not (workdir / "config.json").is_file():
         return None
     records = read_records(workdir)
     evals = [r for r in records if "top1_err" in r and "epoch" in r]
-    finished = evals and evals[-1]["epoch"] >= config.num_epochs - 1e-9
-    if saved != _config_json(config) or not finished:
+    finished = evals and abs(evals[-1]["epoch"] - config.num_epochs) < 1e-6
+    changes = changed_fields(workdir, config) + changed_fields(workdir, config, ["num_epochs"])
+    if changes or not finished:
         return None
     seconds, previous = 0.0, 0.0
     for r in evals:
@@ -305,6 +306,20 @@ def finished_train_run(config, config_name: str, workdir) -> RunResult | None:
                      train_command(config, config_name, None, workdir),
                      f"{cpu_model()}, {os.cpu_count()} cores (the report's machine; trained by"
                      f" train.py in {workdir})", True, {})
+
+
+def evaluated_once(ctx: Context, config, run: RunResult, split: str) -> dict:
+    """`split`'s metrics for the last checkpoint of a finished train.py run under
+    config.eval_protocol: read from the eval file that eval.py (or an earlier report) wrote in
+    WORKDIR/eval/, else evaluated now, which writes that file."""
+    step = [r for r in run.records if "top1_err" in r][-1]["step"]
+    path = eval_file(run.workdir, split, step, config.eval_protocol)
+    if path.exists():
+        record = json.loads(path.read_text())
+    else:
+        ctx.log(f"[{run.name}] evaluating {split} under {config.eval_protocol}")
+        record = (ctx.evaluate_fn or _default_evaluate)(config, run.workdir, split)
+    return {k: v for k, v in record.items() if isinstance(v, (int, float))}
 
 
 def _default_train(config, workdir):
