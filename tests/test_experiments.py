@@ -216,7 +216,8 @@ def test_transfer_section_sets_transfer_against_scratch(tmp_path, monkeypatch):
 
 def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkeypatch):
     """--quick reports the recipe's run that train.py finished in its workdir with the same
-    config; an unfinished run or one of another config is not reported."""
+    config, its last checkpoint evaluated once under the paper's test; an unfinished run or one
+    of another config is not reported. The full report trains and evaluates it once itself."""
     import json
 
     from jaxnet.experiments import alexnet_recipe
@@ -226,8 +227,8 @@ def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkey
     workdir.mkdir(parents=True)
     monkeypatch.setattr(alexnet_recipe, "TRAIN_WORKDIR", workdir)
 
-    def write(last_epoch, **config_changes):
-        (workdir / "config.json").write_text(json.dumps({**json.loads(config.to_json()),
+    def write(last_epoch, target=workdir, **config_changes):
+        (target / "config.json").write_text(json.dumps({**json.loads(config.to_json()),
                                                         **config_changes}))
         lines = []
         for epoch in range(1, last_epoch + 1):
@@ -239,7 +240,7 @@ def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkey
             seconds = 240.0 * (epoch if epoch <= 20 else epoch - 20)  # resumed after epoch 20
             lines.append({"step": epoch * 468, "split": "test", "epoch": epoch, "top1_acc": acc,
                           "top1_err": 1 - acc, "train_seconds": seconds})
-        (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        (target / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
 
     evaluations = []
 
@@ -279,3 +280,18 @@ def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkey
     assert section().verdict == "not measured"
     write(30, num_epochs=40.0)  # a longer run, not yet finished
     assert section().verdict == "not measured"
+
+    trained = []
+
+    def train(config, run_dir):
+        trained.append(run_dir)
+        run_dir.mkdir(parents=True)
+        write(30, target=run_dir)
+        return {"top1_acc": 0.925, "top1_err": 0.075}
+
+    for _ in range(2):  # the second report reads the cached run and its evaluation
+        s = alexnet_recipe.run(Context(tmp_path / "full", log=lambda s: None, train_fn=train,
+                                       evaluate_fn=evaluate))
+        assert s.verdict == "did not hold" and s.measured.startswith("91.50% test top-1")
+    run_dir = tmp_path / "full" / "runs" / "alexnet_recipe" / "alexnet_fashion_mnist"
+    assert trained == [run_dir] and evaluations[1:] == [("ten_crop", run_dir, "test")]
