@@ -222,6 +222,11 @@ def read_records(workdir) -> list:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def numbers(record: dict) -> dict:
+    """The numeric entries of a metrics or eval record (no paths, names or lists)."""
+    return {k: v for k, v in record.items() if isinstance(v, (int, float))}
+
+
 def _config_json(config) -> dict:
     return json.loads(config.to_json())
 
@@ -268,7 +273,7 @@ def run_network(ctx: Context, config, experiment: str, name: str, config_name: s
         if split not in extra:
             evaluate_fn = ctx.evaluate_fn or _default_evaluate
             record = evaluate_fn(config, workdir, split)
-            extra[split] = {k: v for k, v in record.items() if isinstance(v, (int, float))}
+            extra[split] = numbers(record)
     result = {"config": want, "metrics": metrics, "seconds": seconds, "command": command,
               "hardware": hardware(), "extra": extra,
               "finished": datetime.datetime.now().isoformat(timespec="seconds")}
@@ -301,7 +306,7 @@ def finished_train_run(config, config_name: str, workdir) -> RunResult | None:
         now = r.get("train_seconds", 0.0)
         seconds += previous if now < previous else 0.0  # a resumed session started from 0
         previous = now
-    metrics = {k: v for k, v in evals[-1].items() if isinstance(v, (int, float))}
+    metrics = numbers(evals[-1])
     return RunResult(workdir.name, workdir, metrics, records, seconds + previous,
                      train_command(config, config_name, None, workdir),
                      f"{cpu_model()}, {os.cpu_count()} cores (the report's machine; trained by"
@@ -309,17 +314,16 @@ def finished_train_run(config, config_name: str, workdir) -> RunResult | None:
 
 
 def evaluated_once(ctx: Context, config, run: RunResult, split: str) -> dict:
-    """`split`'s metrics for the last checkpoint of a finished train.py run under
+    """`split`'s metrics for the last checkpoint of a run from finished_train_run under
     config.eval_protocol: read from the eval file that eval.py (or an earlier report) wrote in
     WORKDIR/eval/, else evaluated now, which writes that file."""
-    step = [r for r in run.records if "top1_err" in r][-1]["step"]
-    path = eval_file(run.workdir, split, step, config.eval_protocol)
+    path = eval_file(run.workdir, split, run.metrics["step"], config.eval_protocol)
     if path.exists():
         record = json.loads(path.read_text())
     else:
         ctx.log(f"[{run.name}] evaluating {split} under {config.eval_protocol}")
         record = (ctx.evaluate_fn or _default_evaluate)(config, run.workdir, split)
-    return {k: v for k, v in record.items() if isinstance(v, (int, float))}
+    return numbers(record)
 
 
 def _default_train(config, workdir):
