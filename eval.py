@@ -9,7 +9,7 @@ writes WORKDIR/eval/*.json with per-class results, figures and an HTML report be
 import jax
 from absl import app, flags
 
-from jaxnet.cli import (CONFIG, parse_flags, run_reporting_errors, start_jax,
+from jaxnet.tools.cli import (CONFIG, parse_flags, run_reporting_errors, start_jax,
                         workdir_or_default)
 
 SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: config.eval_split).")
@@ -32,7 +32,7 @@ ENSEMBLE = flags.DEFINE_list(
 
 
 def main(argv):
-    del argv  # the program name only: jaxnet.cli.parse_flags refused any other argument
+    del argv  # the program name only: jaxnet.tools.cli.parse_flags refused any other argument
     start_jax(CONFIG.value)  # before any other JAX call
     from jaxnet.methods import evaluate
 

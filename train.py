@@ -5,7 +5,7 @@ Re-running the same command with the same workdir resumes from its latest checkp
 import jax
 from absl import app, flags
 
-from jaxnet.cli import (CONFIG, parse_flags, run_reporting_errors, start_jax,
+from jaxnet.tools.cli import (CONFIG, parse_flags, run_reporting_errors, start_jax,
                         workdir_or_default)
 
 ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
@@ -16,7 +16,7 @@ ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
 
 
 def main(argv):
-    del argv  # the program name only: jaxnet.cli.parse_flags refused any other argument
+    del argv  # the program name only: jaxnet.tools.cli.parse_flags refused any other argument
     start_jax(CONFIG.value)  # before any other JAX call
     from jaxnet.methods import train
 

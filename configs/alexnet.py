@@ -13,7 +13,7 @@ Expected (not yet measured here): about 42% top-1 / 19-20% top-5 validation erro
 single centre crop; the paper's 40.7% / 18.2% average 10 crops. The plateau rule watches the
 validation split's top-1 error after every epoch; the paper's authors dropped the lr by hand.
 """
-from jaxnet.config import imagenet_config
+from jaxnet.presets import imagenet_config
 
 
 def get_config():

@@ -3,7 +3,7 @@
 The net and optimiser of configs/alexnet_fashion_mnist.py (two-column AlexNet, He init, 28 px
 upsampled to 67 on the device; SGD 0.9, batch 128, weight decay 5e-4) at a constant learning rate
 of 0.01, with dropout 0.5 ("on", the paper's) or 0 ("off") before fc7 and fc8.
-`python -m jaxnet.report` trains both and measures the train/test gap (the train split evaluated
+`python -m jaxnet report` trains both and measures the train/test gap (the train split evaluated
 like the test split, dropout off) and the steps to fixed accuracies.
 
 Variant: on | off [,cifar10].
@@ -12,7 +12,7 @@ Expected: "off" ends with a larger train-test gap than "on" and reaches a fixed 
 fewer steps (paper: dropout roughly doubles the iterations needed to converge). Sized for a GPU
 (30 epochs); --quick trains on 2,000 images.
 """
-from jaxnet.config import cifar10_config, fashion_mnist_config
+from jaxnet.presets import cifar10_config, fashion_mnist_config
 
 
 def get_config(variant="on"):

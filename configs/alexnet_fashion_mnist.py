@@ -26,10 +26,10 @@ Expected: 92.06% test top-1 with the paper's 10 patches (91.86% with one view) a
 lr / 10 after epochs 15 and 28; 3.1 h of training (evaluations not counted; in part on cores
 shared with the test suite) on this project's 2-core CPU, whose speed varied 2x from hour to
 hour (a step of 128 images took 549 to 1,159 ms; README, Results). On a CPU one device is faster
-here than the automatic one per core (549 against 927 ms per step, `python -m jaxnet.bench`).
-`python -m jaxnet.report --quick` reports this run once it has finished.
+here than the automatic one per core (549 against 927 ms per step, `python -m jaxnet bench`).
+`python -m jaxnet report --quick` reports this run once it has finished.
 """
-from jaxnet.config import fashion_mnist_config
+from jaxnet.presets import fashion_mnist_config
 
 
 def get_config():

@@ -7,7 +7,7 @@ kernel and bias is split along its output channels over `model`
 column so that XLA keeps conv2/4/5 on their own devices. Activations then cross devices only at
 conv3 and fc6-fc8 (and their gradients on the way back), as between the paper's two GPUs.
 The step equals the single-device step (tests/test_model_parallel.py); the bytes each step
-communicates, beside data parallelism's: python -m jaxnet.experiments.model_parallel.
+communicates, beside data parallelism's: python -m jaxnet model_parallel.
 
 Run:      python train.py --config=configs/alexnet_model_parallel.py   (>= 2 devices; on a CPU
           train.py splits the cores into devices, --cpu_devices=2 on a 2-core machine)

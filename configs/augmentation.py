@@ -1,6 +1,6 @@
 """Augmentation ablation on a ResNet: none / crops + flips / + PCA lighting / + random erasing.
 
-The quickstart's net and optimiser (jaxnet.config.quickstart_recipe: ResNet-10, width 16, 3x3
+The quickstart's net and optimiser (jaxnet.presets.quickstart_recipe: ResNet-10, width 16, 3x3
 stem; SGD + Nesterov, cosine, label smoothing 0.1) at batch 128 for 14 epochs (the quickstart's
 recipe until 2026-11-30, when it moved to batch 64 and flips only, now for 10 epochs); only the
 training augmentation changes:
@@ -16,7 +16,7 @@ Variant: none | crop_flip | lighting | erasing [,cifar10].
 Run:      python train.py --config=configs/augmentation.py:erasing --workdir=workdirs/aug_erasing
 Expected: test error none > crop_flip >= erasing (crop_flip here: 93.2% top-1).
 """
-from jaxnet.config import cifar10_config, fashion_mnist_config, quickstart_recipe
+from jaxnet.presets import cifar10_config, fashion_mnist_config, quickstart_recipe
 
 VARIANTS = ("none", "crop_flip", "lighting", "erasing")
 

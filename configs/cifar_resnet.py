@@ -11,10 +11,10 @@ Run:      python train.py --config=configs/cifar_resnet.py:resnet56,cifar10 --wo
           python train.py --config=configs/cifar_resnet.py:plain56 --workdir=workdirs/p56  # Fashion-MNIST
 Expected on CIFAR-10 (paper, test error): ResNet 8.75 / 7.51 / 7.17 / 6.97 / 6.43% for 20 / 32 /
 44 / 56 / 110 layers; plain-56 trains and tests worse than plain-20 (the degradation problem,
-Fig. 6). Sized for one GPU (64k iterations); `python -m jaxnet.report --quick` trains 20 and 56
+Fig. 6). Sized for one GPU (64k iterations); `python -m jaxnet report --quick` trains 20 and 56
 layers of both kinds on 5,000 Fashion-MNIST images for a few epochs.
 """
-from jaxnet.config import cifar10_config, fashion_mnist_config
+from jaxnet.presets import cifar10_config, fashion_mnist_config
 
 TRAIN_EXAMPLES = {"fashion_mnist": 60_000, "cifar10": 50_000}
 

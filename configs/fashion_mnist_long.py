@@ -6,7 +6,7 @@ Evaluate: python eval.py --config=configs/fashion_mnist_long.py --workdir=workdi
 Expected: >= 95.0% test top-1, the target (published: ResNet-18 94.9%, WRN-28-10 with random
 erasing 96.3%). Not yet measured: see README, Results.
 """
-from jaxnet.config import fashion_mnist_config
+from jaxnet.presets import fashion_mnist_config
 
 
 def get_config():

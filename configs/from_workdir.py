@@ -1,5 +1,5 @@
 """The config a workdir was written with (its config.json), e.g. for weights imported with
-`python -m jaxnet.weights import --workdir=DIR`, or any trained workdir.
+`python -m jaxnet weights import --workdir=DIR`, or any trained workdir.
 
 Evaluate: python eval.py --config=configs/from_workdir.py:DIR --workdir=DIR [--config.data_dir=DATA]
 Expected: whatever DIR's network reaches (README "Transfer": torchvision's ImageNet weights give

@@ -16,7 +16,7 @@ Table 3: 10.07% for one model and one crop; 7.89% with 144 crops). The slow x0.9
 for long asynchronous training: 90 epochs end at 0.96^11 = 64% of the initial lr; the Caffe model
 trains about 60 epochs with a polynomial decay instead.
 """
-from jaxnet.config import imagenet_config
+from jaxnet.presets import imagenet_config
 
 
 def get_config():

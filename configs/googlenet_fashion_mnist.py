@@ -11,7 +11,7 @@ Evaluate: python eval.py --config=configs/googlenet_fashion_mnist.py --workdir=w
 Expected: about 88.3% test top-1 in 21 minutes on a 2-core CPU (measured: 88.34%, 99.81% top-5,
 20 min 47 s for the whole command; README, Results).
 """
-from jaxnet.config import fashion_mnist_config
+from jaxnet.presets import fashion_mnist_config
 
 
 def get_config():

@@ -3,7 +3,7 @@
 The net is `small_cnn` (conv 5x5x32 -> max-pool -> conv 5x5x32 -> avg-pool -> conv 5x5x64 ->
 avg-pool -> fc; jaxnet/models/small_cnn.py) with one activation everywhere; no weight decay, no
 dropout, no augmentation, SGD with momentum 0.9 at a constant learning rate, batch 128. The
-paper gave each unit type its own best learning rate; `python -m jaxnet.report` sweeps
+paper gave each unit type its own best learning rate; `python -m jaxnet report` sweeps
 LEARNING_RATES for every activation and plots each at its best (fewest epochs to 25% training
 error), as the paper's Figure 1.
 
@@ -11,12 +11,12 @@ Variant (after the colon): ACTIVATION[,LR][,cifar10]; ACTIVATION is relu, leaky_
 or sigmoid; LR defaults to 0.03; `cifar10` trains on CIFAR-10 (tfds, prepared in data_dir) as the
 paper did instead of Fashion-MNIST.
 Run:      python train.py --config=configs/relu_vs_tanh.py:tanh,0.03 --workdir=workdirs/fig1_tanh
-All of it: python -m jaxnet.report --out=DIR [--quick]   (section "ReLU vs saturating units")
+All of it: python -m jaxnet report --out=DIR [--quick]   (section "ReLU vs saturating units")
 Expected: ReLU reaches 25% training error in fewer epochs than tanh and far fewer than sigmoid
 (paper, CIFAR-10: six times fewer than tanh). Measured with --quick (8,000 Fashion-MNIST training
 images, 3 epochs): see the report.
 """
-from jaxnet.config import cifar10_config, fashion_mnist_config
+from jaxnet.presets import cifar10_config, fashion_mnist_config
 
 ACTIVATIONS = ("relu", "leaky_relu", "maxout", "tanh", "sigmoid")
 LEARNING_RATES = (0.003, 0.01, 0.03, 0.1, 0.3)

@@ -20,8 +20,8 @@ ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~130 GB of disk in 
   vocabulary used here (K=64, PCA-64 SIFT / PCA-32 colour, pyramid 1x1 + 3x1, 49,152 dims) expect
   a few points worse, roughly 50-55% top-1 error.
 """
-from jaxnet.config import (KERNEL_FISHER_FEATURES, classical_features, fashion_mnist_config,
-                           imagenet_config)
+from jaxnet.classical.recipes import KERNEL_FISHER_FEATURES, classical_features
+from jaxnet.presets import fashion_mnist_config, imagenet_config
 
 VARIANTS = ("fashion_mnist", "imagenet")
 

@@ -17,8 +17,8 @@ ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~35 GB of disk in t
 Features: HOG with 4x4-pixel cells (8x8 on ImageNet), 2x2 blocks, 9 unsigned bins, Dalal-Triggs
 trilinear voting, L2-Hys + LBP (P=8, R=1, 59 uniform bins) per 7x7 (16x16) cells.
 """
-from jaxnet.config import (HOG_LBP_FEATURES, classical_features, fashion_mnist_config,
-                           imagenet_config)
+from jaxnet.classical.recipes import HOG_LBP_FEATURES, classical_features
+from jaxnet.presets import fashion_mnist_config, imagenet_config
 
 VARIANTS = ("fashion_mnist", "imagenet")
 

@@ -9,7 +9,7 @@ train features on the SVM's devices):
   Evaluate: python eval.py --config=configs/svm_nec2010.py --workdir=workdirs/svm_nec2010
   Expected: above svm_hog_lbp's 91.43% test top-1. Measured here: 92.56% test top-1 (2-core CPU
   shared with three other agents' jobs, load average 10-15; through
-  jaxnet.classical.pipeline.fit_features / extract_features + svm.fit_svm with this config's
+  jaxnet.classical.feature_pipeline.fit_features / extract_features + svm.fit_svm with this config's
   settings, not through train.py): codebooks 85 s, features 281 s for the 70,000 images (249
   images/s under that load), SVM 769 s (54 L-BFGS iterations); lam 3e-4 gave 92.06%. The coded
   blocks alone (17,920 dims, without the global HOG + LBP) reached 91.06% (lam 1e-4), below
@@ -19,7 +19,7 @@ train features on the SVM's devices):
   blocks (2x2 cells of 3 and 4 px, 9 bins, trilinear votes: 100 x 36-d per image) and
   uniform-LBP histograms of 8 px windows every 2 px (121 x 59-d, PCA 32), each super-vector
   coded on 32 k-means words, pooled over 1x1 + 2x2 + 3x1 regions: 20,160 dims in all
-  (jaxnet.classical.pipeline.NEC2010_FEATURES; `"method": "llc"` selects local coordinate coding
+  (jaxnet.classical.recipes.NEC2010_FEATURES; `"method": "llc"` selects local coordinate coding
   (LLC) with max pooling instead).
 ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~125 GB of disk in the workdir):
   Run:      python train.py --config=configs/svm_nec2010.py:imagenet --workdir=workdirs/svm_nec2010_imagenet
@@ -29,8 +29,8 @@ ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~125 GB of disk in 
   top-5 error; this smaller version (128 px images, 128 words, pyramid 1x1 + 3x1, 35,840 coded +
   11,876 global dims) should be clearly worse, roughly 55-65% top-1 error.
 """
-from jaxnet.classical.pipeline import NEC2010_FEATURES
-from jaxnet.config import classical_features, fashion_mnist_config, imagenet_config
+from jaxnet.classical.recipes import NEC2010_FEATURES, classical_features
+from jaxnet.presets import fashion_mnist_config, imagenet_config
 
 VARIANTS = ("fashion_mnist", "imagenet")
 

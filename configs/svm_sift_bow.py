@@ -7,14 +7,14 @@ train features on the SVM's devices):
   Run:      python train.py --config=configs/svm_sift_bow.py
   Evaluate: python eval.py --config=configs/svm_sift_bow.py --workdir=workdirs/svm_sift_bow
   Expected: >= 90% test top-1. Measured here: 90.84% test top-1 (2-core CPU shared with three
-  other agents' jobs, load average 5-10; through jaxnet.classical.pipeline.fit_features /
+  other agents' jobs, load average 5-10; through jaxnet.classical.feature_pipeline.fit_features /
   extract_features + svm.fit_svm with this config's settings, not through train.py): codebook
   fit 34 s, features 222 s for the 70,000 images (316 images/s under that load), SVM fit a few
   minutes (608 s for two fits, lam 3e-4: 90.35%, and this lam 1e-4). On 10,000 train images the
   same recipe gave 88.7% (hard assignment to 256 words without the pyramid's extra scales: 84%).
   Features: dense SIFT (2, 3, 4 px bins, every 2 px; PCA 64) -> soft assignment to the 5 nearest
   of 512 k-means words -> histograms per pyramid region (1x1 + 2x2 + 3x1) -> chi2 map (order 1):
-  12,288 dims (jaxnet.classical.pipeline.SIFT_BOW_FEATURES).
+  12,288 dims (jaxnet.classical.recipes.SIFT_BOW_FEATURES).
 ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~80 GB of disk in the workdir):
   Run:      python train.py --config=configs/svm_sift_bow.py:imagenet --workdir=workdirs/svm_sift_bow_imagenet
   Evaluate: python eval.py --config=configs/svm_sift_bow.py:imagenet --workdir=workdirs/svm_sift_bow_imagenet
@@ -22,8 +22,8 @@ ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~80 GB of disk in t
   around 70-80% top-1 error; this version (2,048 words, pyramid 1x1 + 2x2, 30,720 dims with the
   chi2 map) should land in that range.
 """
-from jaxnet.classical.pipeline import SIFT_BOW_FEATURES
-from jaxnet.config import classical_features, fashion_mnist_config, imagenet_config
+from jaxnet.classical.recipes import SIFT_BOW_FEATURES, classical_features
+from jaxnet.presets import fashion_mnist_config, imagenet_config
 
 VARIANTS = ("fashion_mnist", "imagenet")
 

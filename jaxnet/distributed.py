@@ -1,6 +1,6 @@
 """Start-up for one or many hosts: `jax.distributed.initialize` and the persistent compilation cache.
 
-Call `initialize()` before any other JAX call (train.py and eval.py do, through jaxnet.cli). On a
+Call `initialize()` before any other JAX call (train.py and eval.py do, through jaxnet.tools.cli). On a
 single machine it only turns on the compilation cache. Launched as several processes, it joins
 them into one JAX system, so `jax.devices()` lists every process's devices and the mesh spans
 them all:

@@ -28,6 +28,7 @@ def main(process_id: int, port: int, cache_dir: str, workdirs) -> None:
     assert jax.process_count() == 2 and jax.device_count() == 8 and jax.local_device_count() == 4
 
     from tiny_config import get_config
+
     from jaxnet.methods import train
 
     for workdir in workdirs:

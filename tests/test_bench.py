@@ -7,14 +7,14 @@ from pathlib import Path
 import jax
 import pytest
 
-from jaxnet.bench import throughput as bench
+from jaxnet.tools import bench_throughput as bench
 
 TINY = ["--model=resnet18", "--batch=16", "--image_size=8", "--channels=1", "--num_classes=10",
         "--steps=1", "--repeats=1", '--model_options={"width": 8, "stem": "small", "stage_sizes": [1, 1]}']
 
 
 def run_bench(*args):
-    result = subprocess.run([sys.executable, "-m", "jaxnet.bench", *TINY, *args],
+    result = subprocess.run([sys.executable, "-m", "jaxnet", "bench", *TINY, *args],
                             cwd=Path(__file__).parent.parent, capture_output=True, text=True,
                             timeout=1800)  # a guard against hangs, not a timing
     assert result.returncode == 0, result.stderr[-3000:]
@@ -57,7 +57,7 @@ def test_bench_feeds_the_imagenet_jpeg_path(tmp_path):
 
 
 def test_bench_rejects_unknown_inputs():
-    result = subprocess.run([sys.executable, "-m", "jaxnet.bench", *TINY, "--input=tfrecord"],
+    result = subprocess.run([sys.executable, "-m", "jaxnet", "bench", *TINY, "--input=tfrecord"],
                             cwd=Path(__file__).parent.parent, capture_output=True, text=True)
     assert result.returncode != 0 and "--input takes synthetic, pipeline, jpeg" in result.stderr
 
@@ -72,10 +72,11 @@ def test_peak_table(kind, dtype, expected):
 
 
 def test_model_flops_per_image_is_six_times_the_forward_multiply_adds():
+    import optax
+
     from jaxnet.config import base_config
     from jaxnet.models import create_model
     from jaxnet.training.state import create_train_state
-    import optax
 
     config = base_config()
     config.image_size, config.channels = 224, 3

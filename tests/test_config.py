@@ -59,7 +59,7 @@ def test_bad_values_are_named():
 
 
 def test_auto_cpu_devices_divides_the_batches():
-    from jaxnet.cli import auto_cpu_devices
+    from jaxnet.tools.cli import auto_cpu_devices
 
     assert auto_cpu_devices(2, 128, 500) == 2
     assert auto_cpu_devices(6, 128, 512) == 4

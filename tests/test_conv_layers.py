@@ -5,8 +5,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from jaxnet.bench import conv_layers
 from jaxnet.mesh import create_mesh
+from jaxnet.tools import bench_conv_layers as conv_layers
 from tests.tiny_config import get_config
 
 

@@ -1,7 +1,7 @@
 """The input benchmark runs end to end at tiny settings and reports every figure."""
 import re
 
-from jaxnet.data import bench
+from jaxnet.tools import bench_data as bench
 
 
 def test_data_bench_reports_per_core_rates_worker_scaling_and_memory(capsys):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from jaxnet.data.sources import create_source
 from jaxnet.evaluation.evaluator import Evaluator
-from jaxnet.evaluation.report import Report
+from jaxnet.evaluation.outputs import Report
 from jaxnet.mesh import create_mesh
 from jaxnet.methods import evaluate, restore, train
 from tests.test_report_page import browser  # noqa: F401  (the headless Chromium fixture)

@@ -11,8 +11,8 @@ from PIL import Image
 
 from jaxnet.config import validate_config
 from jaxnet.data.sources import load_fashion_mnist
-from jaxnet.experiments import common, landscape
-from jaxnet.experiments.common import Context
+from jaxnet.experiments import context, landscape, runs, subsets
+from jaxnet.experiments.context import Context
 from jaxnet.mesh import create_mesh
 
 
@@ -79,23 +79,23 @@ def test_landscape_of_a_trained_workdir_is_centred_on_its_loss(devices, tmp_path
 
 def test_fashion_mnist_subsets_are_balanced_and_readable(tmp_path):
     ctx = Context(tmp_path)
-    data_dir = common.fashion_mnist_subset(ctx, 100, 50)
+    data_dir = subsets.fashion_mnist_subset(ctx, 100, 50)
     train, test = load_fashion_mnist("train", data_dir), load_fashion_mnist("test", data_dir)
     assert (len(train), len(test)) == (100, 50)
     assert np.bincount(train.labels).tolist() == [10] * 10
     full = load_fashion_mnist("train")
     assert any(np.array_equal(train.images[0], full.images[i]) for i in range(len(full)))
-    assert common.fashion_mnist_subset(ctx, 100, 50) == data_dir  # written once
+    assert subsets.fashion_mnist_subset(ctx, 100, 50) == data_dir  # written once
 
 
 def test_the_train_command_reproduces_the_config():
-    config = common.load_config("cifar_resnet", "plain20")
+    config = context.load_config("cifar_resnet", "plain20")
     config.num_epochs, config.decay_epochs, config.data_dir = 4.0, (2.0, 3.0), "/tmp/a dir"
-    command = common.train_command(config, "cifar_resnet", "plain20", "/tmp/w")
+    command = context.train_command(config, "cifar_resnet", "plain20", "/tmp/w")
     assert command.startswith("python train.py --config=configs/cifar_resnet.py:plain20 ")
     args = shlex.split(command)[3:-1]
     assert args[-1] == "--config.num_epochs=4.0" and "--config.data_dir=/tmp/a dir" in args
-    rebuilt = common.load_config("cifar_resnet", "plain20")
+    rebuilt = context.load_config("cifar_resnet", "plain20")
     for arg in args:  # apply the overrides as absl's config flags would (literals, else strings)
         key, value = arg.removeprefix("--config.").split("=", 1)
         try:
@@ -115,15 +115,15 @@ def test_the_train_command_reproduces_the_config():
 ])
 def test_experiment_configs_load_and_validate(name, variants):
     for variant in variants:
-        config = common.load_config(name, variant)
+        config = context.load_config(name, variant)
         validate_config(config)
-        assert common.config_path(name).read_text().lstrip().startswith('"""')
+        assert context.config_path(name).read_text().lstrip().startswith('"""')
     if name == "alexnet_fashion_mnist":  # item 4: a patience that means a plateau
         assert config.plateau_patience * config.eval_every_epochs >= 3
 
 
 def test_cifar_recipe_converts_the_papers_iterations_to_epochs():
-    c = common.load_config("cifar_resnet", "resnet56,cifar10")
+    c = context.load_config("cifar_resnet", "resnet56,cifar10")
     steps = 50_000 // 128
     assert abs(c.num_epochs * steps - 64_000) < 2  # 64k iterations (epochs to 2 decimals)
     assert [round(e * steps, -2) for e in c.decay_epochs] == [32_000, 48_000]
@@ -132,17 +132,17 @@ def test_cifar_recipe_converts_the_papers_iterations_to_epochs():
 
 def test_crossings_and_training_seconds():
     x, y = np.array([0.5, 1.0, 1.5]), np.array([0.5, 0.3, 0.2])
-    assert common.first_crossing(x, y, 0.25) == 1.5
-    assert common.first_crossing(x, y, 0.1) is None
-    assert common.first_crossing(x, 1 - y, 0.7, below=False) == 1.0
+    assert runs.first_crossing(x, y, 0.25) == 1.5
+    assert runs.first_crossing(x, y, 0.1) is None
+    assert runs.first_crossing(x, 1 - y, 0.7, below=False) == 1.0
     records = [{"split": "train", "epoch": 0.5, "images_per_sec": 100.0},
                {"split": "test", "epoch": 0.5, "top1_err": 0.1},
                {"split": "train", "epoch": 1.0, "images_per_sec": 50.0}]
-    assert common.seconds_to(records, 1.0, 1000) == pytest.approx(5.0 + 10.0)
+    assert runs.seconds_to(records, 1.0, 1000) == pytest.approx(5.0 + 10.0)
 
 
 def test_classical_lessons_section_reads_the_curves(tmp_path, monkeypatch):
-    from jaxnet.classical import curves
+    from jaxnet.experiments import classical_curves as curves
     from jaxnet.experiments import classical_lessons
 
     accs = {"fisher_components": (0.80, 0.86), "bow_words": (0.84, 0.83), "fisher_data": (0.70, 0.85),
@@ -157,23 +157,23 @@ def test_classical_lessons_section_reads_the_curves(tmp_path, monkeypatch):
                 for c, pair in accs.items() for i, (x, acc) in enumerate(zip((0.1, 1.0), pair))]
 
     monkeypatch.setattr(curves, "run", fake_run)
-    section = classical_lessons.run(common.Context(tmp_path, quick=True, log=lambda s: None))
+    section = classical_lessons.run(context.Context(tmp_path, quick=True, log=lambda s: None))
     assert section.verdict == "partly held"  # the codebook curve fell: 84% -> 83%
     assert "Fisher vectors, GMM size 8 -> 16 (160 -> 320 dims): 80.00% -> 86.00%" in section.measured
     assert "bag of words, training images 100 -> 200: 72.00% -> 84.00%" in section.measured
     assert (tmp_path / "classical_dimension.png").exists() and len(section.table) == 9
-    assert section.commands == [f"python -m jaxnet.classical.curves --out {tmp_path / 'runs' / 'classical_curves'} --quick"]
+    assert section.commands == [f"python -m jaxnet classical_curves --out {tmp_path / 'runs' / 'classical_curves'} --quick"]
 
 
 def test_evaluation_grid_section_trains_three_seeds_and_reads_the_grid(tmp_path, monkeypatch):
-    from jaxnet.evaluation import grid
     from jaxnet.experiments import evaluation_grid
+    from jaxnet.experiments import protocol_grid as grid
 
     trained = []
 
     def fake_run_network(ctx, config, experiment, name, config_name, config_variant):
         trained.append((name, config.seed, config.num_epochs))
-        return common.RunResult(name, tmp_path / name, {}, [], 1.0, f"python train.py ({name})", "cpu", False, {})
+        return runs.RunResult(name, tmp_path / name, {}, [], 1.0, f"python train.py ({name})", "cpu", False, {})
 
     def fake_grid(workdirs, protocols, split=None, examples=0):
         assert protocols == ["center", "ten_crop", "googlenet_144"] and examples == 500
@@ -184,7 +184,7 @@ def test_evaluation_grid_section_trains_three_seeds_and_reads_the_grid(tmp_path,
 
     monkeypatch.setattr(evaluation_grid, "run_network", fake_run_network)
     monkeypatch.setattr(grid, "grid", fake_grid)
-    section = evaluation_grid.run(common.Context(tmp_path, quick=True, log=lambda s: None))
+    section = evaluation_grid.run(context.Context(tmp_path, quick=True, log=lambda s: None))
     assert trained == [("seed0", 0, 10.0), ("seed1", 1, 10.0), ("seed2", 2, 10.0)]
     assert section.verdict == "held" and len(section.table) == 10
     assert section.measured == ("top-1 error 10.00% (1 model, 1 crop); 10 crops 9.00%, 144 crops 8.50%,"
@@ -194,7 +194,7 @@ def test_evaluation_grid_section_trains_three_seeds_and_reads_the_grid(tmp_path,
 
 def test_transfer_section_sets_transfer_against_scratch(tmp_path, monkeypatch):
     from jaxnet.experiments import transfer
-    from jaxnet.transfer import study
+    from jaxnet.experiments import transfer_study as study
 
     def fake_study(out, quick, log):
         out.mkdir(parents=True)
@@ -205,7 +205,7 @@ def test_transfer_section_sets_transfer_against_scratch(tmp_path, monkeypatch):
                 for name, kind, n, layer, _ in study.plan(out, quick)}
 
     monkeypatch.setattr(study, "study", fake_study)
-    section = transfer.run(common.Context(tmp_path, quick=True, log=lambda s: None))
+    section = transfer.run(context.Context(tmp_path, quick=True, log=lambda s: None))
     assert section.measured == ("with 10 labels per class: best transfer 86.00% vs 70.00% from scratch"
                                 " (test top-1, classes 5-9)")
     assert section.verdict == "held"
@@ -222,7 +222,7 @@ def test_alexnet_recipe_section_reports_a_finished_train_py_run(tmp_path, monkey
 
     from jaxnet.experiments import alexnet_recipe
 
-    config = common.load_config(alexnet_recipe.CONFIG)
+    config = context.load_config(alexnet_recipe.CONFIG)
     workdir = tmp_path / "workdirs" / "alexnet_fashion_mnist"
     workdir.mkdir(parents=True)
     monkeypatch.setattr(alexnet_recipe, "TRAIN_WORKDIR", workdir)

@@ -9,9 +9,16 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxnet import JaxnetError
-from jaxnet.evaluation.hierarchy import (VIRTUAL_ROOT, ClassTree, HierarchyMetric, hypernym_path,
-                                         hypernym_paths, wordnet_lemmas, wordnet_name,
-                                         wordnet_synset)
+from jaxnet.evaluation.hierarchy import (
+    VIRTUAL_ROOT,
+    ClassTree,
+    HierarchyMetric,
+    hypernym_path,
+    hypernym_paths,
+    wordnet_lemmas,
+    wordnet_name,
+    wordnet_synset,
+)
 
 DOG = "n02084071"
 DOG_CHAIN = [  # entity -> ... -> dog, along WordNet 3.0's first-listed hypernyms

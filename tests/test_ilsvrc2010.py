@@ -79,7 +79,7 @@ def test_create_source_reads_the_prepared_splits(prepared, tmp_path):
     assert sorted(int(item["label"]) for item in items) == sorted(i - 1 for i in TEST_IDS)
 
     config.data_dir = str(tmp_path)  # nothing prepared there: the help names the command
-    with pytest.raises(JaxnetError, match="python -m jaxnet.data.prepare ilsvrc2010 --manual_dir"):
+    with pytest.raises(JaxnetError, match="python -m jaxnet prepare ilsvrc2010 --manual_dir"):
         create_source(config, "test")
 
 

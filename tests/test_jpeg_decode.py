@@ -15,8 +15,8 @@ import pytest
 
 from jaxnet import JaxnetError
 from jaxnet.data import transforms
-from jaxnet.data.bench import imagenet_like_jpeg
 from jaxnet.data.transforms import EvalTransform, TrainTransform
+from jaxnet.tools.bench_data import imagenet_like_jpeg
 
 
 def encode(pixels, **options) -> bytes:

@@ -13,10 +13,10 @@ from jaxnet.data.pipeline import train_loader
 from jaxnet.data.sources import create_source
 from jaxnet.loop.checkpoint import Checkpointer, abstract_like
 from jaxnet.loop.prefetch import DevicePrefetch
-from jaxnet.loop.training import TrainingDiverged, restore_training
+from jaxnet.loop.train_loop import TrainingDiverged, restore_training
+from jaxnet.mesh import create_mesh, replicated
 from jaxnet.methods import train
 from jaxnet.training.state import build_training
-from jaxnet.mesh import create_mesh, replicated
 from tests.metrics_records import untimed_records
 from tests.tiny_config import get_config
 

@@ -24,11 +24,11 @@ from jaxnet import JaxnetError
 from jaxnet.compat import detected_cluster
 from jaxnet.distributed import compilation_cache_dir, should_initialize
 from jaxnet.loop.checkpoint import Checkpointer, abstract_like
-from jaxnet.loop.training import restore_training
-from jaxnet.methods import train
-from jaxnet.training.state import build_training
+from jaxnet.loop.train_loop import restore_training
 from jaxnet.mesh import create_mesh
+from jaxnet.methods import train
 from jaxnet.training.sharding import state_shardings
+from jaxnet.training.state import build_training
 from tests.tiny_config import get_config
 
 WORKER = Path(__file__).parent / "multiprocess_worker.py"

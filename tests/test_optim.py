@@ -6,8 +6,14 @@ import optax
 import pytest
 
 from jaxnet.config import base_config
-from jaxnet.training.optim import (create_optimizer, create_schedule, decay_mask, lr_scale,
-                                   observe_plateau, peak_learning_rate)
+from jaxnet.training.optim import (
+    create_optimizer,
+    create_schedule,
+    decay_mask,
+    lr_scale,
+    observe_plateau,
+    peak_learning_rate,
+)
 
 
 def config_with(**fields):

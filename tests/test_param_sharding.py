@@ -9,9 +9,9 @@ from jax.sharding import PartitionSpec as P
 from jaxnet import JaxnetError
 from jaxnet.config import validate_config
 from jaxnet.loop.checkpoint import Checkpointer, abstract_like
-from jaxnet.training.state import build_training
 from jaxnet.mesh import batch_sharded, create_mesh, replicated, shard_batch
 from jaxnet.training.sharding import fsdp_spec, shardings_of, state_shardings
+from jaxnet.training.state import build_training
 from jaxnet.training.steps import make_train_step
 from tests.tiny_config import get_config
 
@@ -114,8 +114,7 @@ def test_fsdp_trains_like_replication_with_less_memory_per_device(devices, tmp_p
 
 
 def test_eval_py_restores_an_fsdp_run_in_its_placement(tmp_path):
-    from jaxnet.methods import evaluate
-    from jaxnet.methods import train
+    from jaxnet.methods import evaluate, train
 
     config = get_config()
     config.param_sharding, config.param_sharding_min_size = "fsdp", 64

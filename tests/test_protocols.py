@@ -196,7 +196,7 @@ def test_eval_cli_takes_protocol_and_ensemble(trained):
 
 
 def test_grid_is_the_seeds_table_3_layout(trained, tmp_path):
-    from jaxnet.evaluation.grid import grid, markdown
+    from jaxnet.experiments.protocol_grid import grid, markdown
 
     _, a, b = trained
     rows = grid([str(a), str(b)], ["center", "ten_crop"])
@@ -222,7 +222,7 @@ def test_grid_is_the_seeds_table_3_layout(trained, tmp_path):
 
 
 def test_grid_ensemble_metrics_by_hand():
-    from jaxnet.evaluation.grid import ensemble_metrics
+    from jaxnet.experiments.protocol_grid import ensemble_metrics
 
     probs = np.array([[0.5, 0.3, 0.2], [0.2, 0.4, 0.4], [0.1, 0.1, 0.8]])
     m = ensemble_metrics(probs, np.array([0, 2, 1]))  # hit; tie lost to the lower index; 3rd

@@ -121,7 +121,7 @@ def test_eval_results_are_shown_when_the_workdir_cannot_be_written(tmp_path, cap
 
 
 def test_memory_preflight_names_a_batch_size_that_fits():
-    from jaxnet.loop.training import check_fits
+    from jaxnet.loop.train_loop import check_fits
 
     gib = 2**30
     check_fits(needed=3 * gib, free=24 * gib, sharing=2, batch_size=256, data_devices=2)  # fits
@@ -134,7 +134,7 @@ def test_memory_preflight_names_a_batch_size_that_fits():
 
 
 def test_a_step_that_cannot_fit_stops_before_it_runs(tmp_path, monkeypatch):
-    import jaxnet.loop.training as training
+    import jaxnet.loop.train_loop as training
 
     monkeypatch.setattr(training, "free_memory", lambda device: (1000, 8))  # 1 kB for 8 devices
     with pytest.raises(JaxnetError, match="would run out of memory at batch size 16"):

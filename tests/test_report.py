@@ -1,4 +1,4 @@
-"""python -m jaxnet.report: sections' runs cached in their workdirs (a second report trains
+"""python -m jaxnet report: sections' runs cached in their workdirs (a second report trains
 nothing; a changed config retrains only its run), a failing section reported without stopping the
 others, and the written report with a real figure. (The training itself is jaxnet.methods.train,
 tested elsewhere; here a stand-in writes what it would, so the test stays fast.)"""
@@ -10,23 +10,23 @@ import pytest
 from PIL import Image
 
 from jaxnet import report
-from jaxnet.experiments import common, plots
-from jaxnet.experiments.common import Section
+from jaxnet.experiments import context, plots, runs
+from jaxnet.experiments.context import Section
 
 LR = {"a": 0.1, "b": 0.1}
 
 
 def tiny_config(name):
-    config = common.load_config("tests/tiny_config.py")
+    config = context.load_config("tests/tiny_config.py")
     config.base_lr = LR[name]
     return config
 
 
 def run(ctx):
     """A section like the experiments': two cached runs, a figure of their curves, a table."""
-    runs = {n: common.run_network(ctx, tiny_config(n), "tiny", n, "tests/tiny_config.py", None)
+    runs = {n: runs.run_network(ctx, tiny_config(n), "tiny", n, "tests/tiny_config.py", None)
             for n in ("a", "b")}
-    series = [(n, *common.curve(r.records, "train"), {}) for n, r in runs.items()]
+    series = [(n, *runs.curve(r.records, "train"), {}) for n, r in runs.items()]
     fig = plots.curves(ctx.figure("tiny.png"), series, title="tiny", xlabel="epochs",
                        ylabel="top-1")
     return Section(key="tiny", title="A tiny claim", claim="tiny nets train", paper="-",

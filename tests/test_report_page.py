@@ -15,7 +15,11 @@ from PIL import Image
 from jaxnet.evaluation import figures
 from jaxnet.evaluation.calibration import CalibrationMetric
 from jaxnet.evaluation.multilabel import RealMetric, load_label_lists
-from jaxnet.evaluation.report_page import MistakeCollector, image_data_uri, write_report_page
+from jaxnet.evaluation.report_page import (
+    MistakeCollector,
+    image_data_uri,
+    write_report_page,
+)
 
 NAMES = ["cat", "dog", "fox", "owl"]
 PATHS = [["animal", "feline", "cat"], ["animal", "canine", "dog"], ["animal", "canine", "fox"],

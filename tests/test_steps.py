@@ -4,10 +4,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnet.evaluation.evaluator import batch_sums, summarize as summarize_eval
+from jaxnet.evaluation.evaluator import batch_sums
+from jaxnet.evaluation.evaluator import summarize as summarize_eval
 from jaxnet.mesh import batch_sharded, create_mesh, replicated, shard_batch
 from jaxnet.training.state import build_training, eval_variables, split_state
-from jaxnet.training.steps import make_predict_fn, make_train_step, normalize, topk_correct
+from jaxnet.training.steps import (
+    make_predict_fn,
+    make_train_step,
+    normalize,
+    topk_correct,
+)
 from tests.tiny_config import get_config
 
 

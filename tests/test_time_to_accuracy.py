@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from jaxnet.bench import throughput  # noqa: F401  both in one process: no clashing flags
-from jaxnet.bench import time_to_accuracy as tta
+from jaxnet.tools import bench_throughput  # noqa: F401  both in one process: no clashing flags
+from jaxnet.tools import bench_time_to_accuracy as tta
 from tests.tiny_config import get_config
 
 

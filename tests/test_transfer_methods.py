@@ -13,9 +13,10 @@ from jaxnet.config import validate_config
 from jaxnet.data.sources import ArraySource, create_source
 from jaxnet.methods import cluster, evaluate, finetune, train
 from jaxnet.training.optim import create_schedule
-from jaxnet.transfer import clustering
-from jaxnet.transfer.extract import image_features, main as extract_main
 from jaxnet.training.state import build_model, init_variables
+from jaxnet.transfer import clustering
+from jaxnet.transfer.extract import image_features
+from jaxnet.transfer.extract import main as extract_main
 from jaxnet.transfer.source import load_source, read_workdir_variables, write_workdir
 from tests.tiny_config import get_config
 

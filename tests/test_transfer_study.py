@@ -1,4 +1,4 @@
-"""The transfer study's plumbing (python -m jaxnet.transfer.study) with the training stubbed out:
+"""The transfer study's plumbing (python -m jaxnet transfer_study) with the training stubbed out:
 its plan, the per-point cache (a changed config reruns), the tables and the plots."""
 import json
 
@@ -6,7 +6,7 @@ import pytest
 
 import jaxnet.methods
 from jaxnet.config import validate_config
-from jaxnet.transfer import study
+from jaxnet.experiments import transfer_study as study
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ the manifests recorded once from the real models (jaxnet/weights/manifests/*.jso
 weights in those layouts are imported, checked for structure, dtypes and a forward pass, and
 round-tripped. The kernel-layout and flatten-order checks compare against convolutions and
 matrix products written in torch's own layout (NCHW / OIHW / (out, in)), not our conversions.
-Logit parity with torchvision itself is `python -m jaxnet.weights verify` (needs torch)."""
+Logit parity with torchvision itself is `python -m jaxnet weights verify` (needs torch)."""
 import jax
 import jax.numpy as jnp
 import ml_dtypes
@@ -13,10 +13,16 @@ from jax import lax
 
 from jaxnet import JaxnetError
 from jaxnet.models import create_model
+from jaxnet.tools.weights import main
 from jaxnet.transfer import extract
-from jaxnet.weights import (from_torchvision, import_file, load_state_dict, load_variables,
-                            save_state_dict, to_torchvision)
-from jaxnet.weights.__main__ import main
+from jaxnet.weights import (
+    from_torchvision,
+    import_file,
+    load_state_dict,
+    load_variables,
+    save_state_dict,
+    to_torchvision,
+)
 from jaxnet.weights.manifests import SOURCES, load_manifest, random_state_dict
 
 NAMES = list(SOURCES)

@@ -1,4 +1,4 @@
-"""Imported weights as a jaxnet workdir (python -m jaxnet.weights import|export --workdir): eval.py's
+"""Imported weights as a jaxnet workdir (python -m jaxnet weights import|export --workdir): eval.py's
 evaluate() gives what the imported variables give applied directly; export -> import is bit for
 bit; bad files and reused workdirs are one-line errors. Random torchvision-layout weights come from
 the recorded manifests (no torch needed)."""
@@ -13,10 +13,10 @@ from jaxnet.config import base_config
 from jaxnet.data.sources import create_source
 from jaxnet.methods import evaluate
 from jaxnet.models import create_model
+from jaxnet.tools.weights import main, workdir_config
 from jaxnet.training.steps import cross_entropy, normalize
 from jaxnet.transfer.source import load_source, read_workdir_variables
 from jaxnet.weights import from_torchvision, load_state_dict, save_state_dict
-from jaxnet.weights.__main__ import main, workdir_config
 from jaxnet.weights.manifests import random_state_dict
 
 

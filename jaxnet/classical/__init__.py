@@ -16,7 +16,7 @@ from jaxnet.classical.kernel_map import chi2_map
 from jaxnet.classical.kmeans import fit_kmeans, kmeans_plus_plus
 from jaxnet.classical.lbp import lbp_labels
 from jaxnet.classical.pca import fit_pca, pca_transform
-from jaxnet.classical.pipeline import extract_features, fit_features, needs_fit, parse_config, traced_features
+from jaxnet.classical.feature_pipeline import extract_features, fit_features, needs_fit, parse_config, traced_features
 from jaxnet.classical.pyramid import pyramid_regions
 from jaxnet.classical.sgd import fit_svm_sgd
 from jaxnet.classical.sharding import data_mesh

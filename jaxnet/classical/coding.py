@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.classical import grid, hog, lbp
+from jaxnet.classical import pooling, hog, lbp
 from jaxnet.classical.bow import region_table
 from jaxnet.classical.kmeans import nearest
 
@@ -58,9 +58,9 @@ def dense_lbp(images, *, windows=(8,), step: int = 4, p: int = 8, r: float = 1.0
     out = []
     for win in np.atleast_1d(windows):
         win = int(win)
-        ay = grid.pool_matrix(h, grid.window_starts(h, win, step), win) / win
-        ax = grid.pool_matrix(w, grid.window_starts(w, win, step), win) / win
-        hist = grid.cell_histogram(labels, ones, ay, ax, lbp.num_labels(p))
+        ay = pooling.pool_matrix(h, pooling.window_starts(h, win, step), win) / win
+        ax = pooling.pool_matrix(w, pooling.window_starts(w, win, step), win) / win
+        hist = pooling.cell_histogram(labels, ones, ay, ax, lbp.num_labels(p))
         out.append(hist.reshape(n, -1, hist.shape[-1]))
     return jnp.concatenate(out, axis=1)
 
@@ -69,8 +69,8 @@ def dense_lbp_positions(height: int, width: int, *, windows=(8,), step: int = 4,
     """Window centres [M, 2] as (y, x) fractions of the image size."""
     out = []
     for win in np.atleast_1d(windows):
-        cy = (grid.window_starts(height, int(win), step) + win / 2) / height
-        cx = (grid.window_starts(width, int(win), step) + win / 2) / width
+        cy = (pooling.window_starts(height, int(win), step) + win / 2) / height
+        cx = (pooling.window_starts(width, int(win), step) + win / 2) / width
         yy, xx = np.meshgrid(cy, cx, indexing="ij")
         out.append(np.stack([yy.ravel(), xx.ravel()], axis=-1))
     return np.concatenate(out).astype(np.float32)

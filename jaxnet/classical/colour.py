@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.classical import grid
+from jaxnet.classical import pooling
 from jaxnet.classical._checks import check_images
 from jaxnet.classical.sift import SPATIAL_BINS, pool_descriptors
 
@@ -33,5 +33,5 @@ def colour_stats(images, *, bin_sizes=(4,), step: int = 2):
     images = check_images(images)
     bin_sizes = tuple(int(b) for b in np.atleast_1d(bin_sizes))
     for b in bin_sizes:
-        grid.window_starts(min(images.shape[1:3]), SPATIAL_BINS * b, step)
+        pooling.window_starts(min(images.shape[1:3]), SPATIAL_BINS * b, step)
     return _colour_stats(images, bin_sizes, int(step))

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.classical import grid
+from jaxnet.classical import pooling
 from jaxnet.classical._checks import check_images
 from jaxnet.classical.gradients import gradients, orientation_maps
 
@@ -31,9 +31,9 @@ def _hog(images, cell, block, bins, soft, spatial, transform_sqrt, clip, eps):
     if transform_sqrt:
         x = jnp.sqrt(x)
     mag, angle = gradients(x)
-    ay = grid.pool_matrix(h, grid.cell_starts(h, cell), cell, spatial) / cell
-    ax = grid.pool_matrix(w, grid.cell_starts(w, cell), cell, spatial) / cell
-    cells = grid.pool_maps(orientation_maps(mag, angle, bins, np.pi, soft), ay, ax)  # [N, cy, cx, bins]
+    ay = pooling.pool_matrix(h, pooling.cell_starts(h, cell), cell, spatial) / cell
+    ax = pooling.pool_matrix(w, pooling.cell_starts(w, cell), cell, spatial) / cell
+    cells = pooling.pool_maps(orientation_maps(mag, angle, bins, np.pi, soft), ay, ax)  # [N, cy, cx, bins]
     cy, cx = cells.shape[1:3]
     by, bx = cy - block + 1, cx - block + 1
     blocks = jnp.stack(

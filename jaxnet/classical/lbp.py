@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.classical import grid
+from jaxnet.classical import pooling
 from jaxnet.classical._checks import check_images
 
 
@@ -87,10 +87,10 @@ def lbp_labels(images, *, p: int = 8, r: float = 1.0):
 def _lbp(images, p, r, cell):
     labels = _lbp_labels(images, p, r)
     h, w = labels.shape[1:]
-    ay = grid.pool_matrix(h, grid.cell_starts(h, cell), cell) / cell
-    ax = grid.pool_matrix(w, grid.cell_starts(w, cell), cell) / cell
+    ay = pooling.pool_matrix(h, pooling.cell_starts(h, cell), cell) / cell
+    ax = pooling.pool_matrix(w, pooling.cell_starts(w, cell), cell) / cell
     ones = jnp.ones(labels.shape + (1,), jnp.float32)
-    hist = grid.cell_histogram(labels[..., None], ones, ay, ax, num_labels(p))
+    hist = pooling.cell_histogram(labels[..., None], ones, ay, ax, num_labels(p))
     return hist.reshape(labels.shape[0], -1)
 
 
@@ -100,5 +100,5 @@ def lbp(images, *, cell: int = 7, p: int = 8, r: float = 1.0):
     images = check_images(images)
     if not 1 <= p <= 16:
         raise ValueError(f"p must be in [1, 16], got {p}")
-    grid.cell_starts(min(images.shape[1:3]), cell)
+    pooling.cell_starts(min(images.shape[1:3]), cell)
     return _lbp(images, p, float(r), cell)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnet.classical import grid
+from jaxnet.classical import pooling
 from jaxnet.classical._checks import check_images
 from jaxnet.classical.gradients import gradients, orientation_maps
 from jaxnet.classical.hog import l2_hys
@@ -24,7 +24,7 @@ ORIENTATIONS = 8
 def bin_layout(length, bin_size, step):
     """Along one axis: the distinct spatial-bin starts [U] and, per descriptor and bin, the
     index [K, 4] into them (neighbouring descriptors share bins when step divides bin_size)."""
-    starts = grid.window_starts(length, SPATIAL_BINS * bin_size, step)
+    starts = pooling.window_starts(length, SPATIAL_BINS * bin_size, step)
     starts = starts[:, None] + bin_size * np.arange(SPATIAL_BINS)[None, :]
     unique, index = np.unique(starts, return_inverse=True)
     return unique, index.reshape(starts.shape)
@@ -36,8 +36,8 @@ def pool_descriptors(maps, bin_size, step, kind):
     _, n, h, w = maps.shape
     uy, iy = bin_layout(h, bin_size, step)
     ux, ix = bin_layout(w, bin_size, step)
-    ay, ax = grid.pool_matrix(h, uy, bin_size, kind), grid.pool_matrix(w, ux, bin_size, kind)
-    cells = grid.pool_maps(maps, ay, ax)  # [N, Uy, Ux, K]
+    ay, ax = pooling.pool_matrix(h, uy, bin_size, kind), pooling.pool_matrix(w, ux, bin_size, kind)
+    cells = pooling.pool_maps(maps, ay, ax)  # [N, Uy, Ux, K]
     d = cells[:, iy[:, None, :, None], ix[None, :, None, :]]  # [N, Ky, Kx, 4, 4, num_bins]
     return d.reshape(n, iy.shape[0] * ix.shape[0], -1)
 
@@ -46,8 +46,8 @@ def dsift_positions(height: int, width: int, *, bin_sizes=(4,), step: int = 2) -
     """Descriptor centres [M, 2] as (y, x) fractions of the image size, in output order."""
     out = []
     for b in bin_sizes:
-        cy = grid.window_starts(height, SPATIAL_BINS * b, step) + (SPATIAL_BINS * b - 1) / 2
-        cx = grid.window_starts(width, SPATIAL_BINS * b, step) + (SPATIAL_BINS * b - 1) / 2
+        cy = pooling.window_starts(height, SPATIAL_BINS * b, step) + (SPATIAL_BINS * b - 1) / 2
+        cx = pooling.window_starts(width, SPATIAL_BINS * b, step) + (SPATIAL_BINS * b - 1) / 2
         yy, xx = np.meshgrid(cy / height, cx / width, indexing="ij")
         out.append(np.stack([yy.ravel(), xx.ravel()], axis=-1))
     return np.concatenate(out).astype(np.float32)
@@ -67,5 +67,5 @@ def dsift(images, *, bin_sizes=(4,), step: int = 2, clip: float = 0.2, eps: floa
     images = check_images(images)
     bin_sizes = tuple(int(b) for b in np.atleast_1d(bin_sizes))
     for b in bin_sizes:
-        grid.window_starts(min(images.shape[1:3]), SPATIAL_BINS * b, step)
+        pooling.window_starts(min(images.shape[1:3]), SPATIAL_BINS * b, step)
     return _dsift(images, bin_sizes, int(step), clip, eps)

@@ -1,8 +1,8 @@
 """Prepare a dataset once as tfds ArrayRecord files (no TensorFlow needed).
 
-    python -m jaxnet.data.prepare imagenet2012 --manual_dir=DIR [--data_dir=DIR]
-    python -m jaxnet.data.prepare ilsvrc2010   --manual_dir=DIR [--data_dir=DIR]
-    python -m jaxnet.data.prepare imagenette   [--data_dir=DIR]   # any tfds name: downloads
+    python -m jaxnet prepare imagenet2012 --manual_dir=DIR [--data_dir=DIR]
+    python -m jaxnet prepare ilsvrc2010   --manual_dir=DIR [--data_dir=DIR]
+    python -m jaxnet prepare imagenette   [--data_dir=DIR]   # any tfds name: downloads
 
 imagenet2012 reads ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from --manual_dir (the
 licence forbids automatic download). Output: DATA_DIR/imagenet2012/5.1.0/*.array_record-*, read
@@ -14,18 +14,14 @@ An interrupted run leaves only a temporary `incomplete.*` directory: run the com
 removes that directory, saying so). imagenet2012 --classes=FILE keeps a subset of wnids, recorded
 as the label names: re-running into the same --data_dir with another subset is refused.
 """
-import argparse
 import contextlib
 import io
-import sys
-import time
 
 import numpy as np
 import PIL.Image
 
 from jaxnet import JaxnetError
-from jaxnet.data.ilsvrc2010 import prepare_ilsvrc2010
-from jaxnet.data.imagenet import VALIDATION_LABELS_FILE, prepare_imagenet, preparing, read_lines
+from jaxnet.data.imagenet import preparing
 
 
 def tfds_builder(name: str, data_dir=None):
@@ -110,49 +106,3 @@ def encode_array(value, encoding: str):
     else:
         PIL.Image.fromarray(pixels).save(out, "PNG")
     return out.getvalue()
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxnet.data.prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", help="imagenet2012, ilsvrc2010, or any tfds dataset name"
-                        " (imagenette, cifar10)")
-    parser.add_argument("--manual_dir", default="", help="directory holding the ILSVRC2012 tars"
-                        " (or the ILSVRC2010 download)")
-    parser.add_argument("--data_dir", default="", help="output root (default: $JAXNET_DATA_DIR,"
-                        " then ~/tensorflow_datasets); pass the same as --config.data_dir")
-    parser.add_argument("--classes", default="", help="imagenet2012: file of wnids to keep (a"
-                        " subset, e.g. for a quick try; default all 1000)")
-    parser.add_argument("--validation_labels", default=str(VALIDATION_LABELS_FILE),
-                        help="imagenet2012: one wnid per validation image, in file-name order")
-    args = parser.parse_args(argv)
-    start = time.time()
-    try:
-        if args.dataset == "imagenet2012":
-            if not args.manual_dir:
-                raise JaxnetError("imagenet2012 needs --manual_dir=DIR (where the two tars are)")
-            classes = sorted(set(read_lines(args.classes))) if args.classes else None
-            builder = prepare_imagenet(args.manual_dir, args.data_dir, classes,
-                                       args.validation_labels)
-            if builder.fixed:
-                print(f"re-encoded as RGB JPEG (CMYK, greyscale or PNG): {len(builder.fixed)} images")
-        elif args.dataset == "ilsvrc2010":
-            if not args.manual_dir:
-                raise JaxnetError("ilsvrc2010 needs --manual_dir=DIR (where the tars, the devkit"
-                                  " and the test ground truth are)")
-            builder = prepare_ilsvrc2010(args.manual_dir, args.data_dir)
-            if builder.fixed:
-                print(f"re-encoded as RGB JPEG (CMYK, greyscale, PNG or gzipped):"
-                      f" {len(builder.fixed)} images")
-        else:
-            builder = prepare_tfds(args.dataset, args.data_dir)
-    except JaxnetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    splits = ", ".join(f"{k}: {v.num_examples:,}" for k, v in builder.info.splits.items())
-    print(f"{args.dataset} ready in {builder.data_dir} ({splits}) after {time.time() - start:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

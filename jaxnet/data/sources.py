@@ -104,6 +104,13 @@ def load_fashion_mnist(split: str, data_dir: str = "") -> ArraySource:
     )
 
 
+
+def fashion_mnist_arrays(data_dir: str = ""):
+    """(train images [60000, 28, 28, 1] uint8, train labels, test images, test labels): the
+    classical pipelines' whole-split arrays, found as load_fashion_mnist finds them."""
+    train, test = (load_fashion_mnist(split, data_dir) for split in ("train", "test"))
+    return train.images, train.labels, test.images, test.labels
+
 def _fashion_mnist_from_tfds(split: str, data_dir: str) -> ArraySource:
     """Fashion-MNIST through tfds (downloads and prepares it when the network allows)."""
     import tensorflow_datasets as tfds
@@ -127,7 +134,7 @@ IMAGENET_HELP = (
     "ImageNet (ILSVRC-2012) was not found prepared in {where}. Its licence requires you to"
     " register at image-net.org and download ILSVRC2012_img_train.tar (138 GB) and"
     " ILSVRC2012_img_val.tar (6.3 GB) yourself into a directory DIR; then convert them once"
-    " (no TensorFlow needed): python -m jaxnet.data.prepare imagenet2012 --manual_dir=DIR"
+    " (no TensorFlow needed): python -m jaxnet prepare imagenet2012 --manual_dir=DIR"
     " --data_dir=DATA, and train with --config.data_dir=DATA (or set JAXNET_DATA_DIR)."
     " Meanwhile, every recipe can be tried end to end on random data, at a batch size a laptop"
     " holds: --config.dataset=synthetic --config.batch_size=32 --config.num_epochs=0.001; and"
@@ -138,7 +145,7 @@ ILSVRC2010_HELP = (
     " directory DIR: ILSVRC2010_images_train.tar, ILSVRC2010_images_val.tar,"
     " ILSVRC2010_images_test.tar, the development kit ILSVRC2010_devkit-1.0.tar.gz and"
     " ILSVRC2010_test_ground_truth.txt; then convert them once (no TensorFlow needed):"
-    " python -m jaxnet.data.prepare ilsvrc2010 --manual_dir=DIR --data_dir=DATA, and pass"
+    " python -m jaxnet prepare ilsvrc2010 --manual_dir=DIR --data_dir=DATA, and pass"
     " --config.data_dir=DATA (or set JAXNET_DATA_DIR)."
 )
 # tfds datasets readable by their bare name; any other tfds dataset works as "tfds:NAME".
@@ -308,7 +315,7 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
             raise JaxnetError(
                 f"{name} is not prepared in {builder.data_dir} and tfds could not prepare it"
                 f" ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Prepare it"
-                f" where there is network: python -m jaxnet.data.prepare {name} --data_dir=DIR,"
+                f" where there is network: python -m jaxnet prepare {name} --data_dir=DIR,"
                 " then pass --config.data_dir=DIR") from e
     on_disk = tfds.builder_from_directory(builder.data_dir).info
     if split.split("[")[0] not in on_disk.splits:  # tfds reads slices such as train[:50000]

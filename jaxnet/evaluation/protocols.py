@@ -23,7 +23,7 @@ from jaxnet import JaxnetError
 from jaxnet.config import EVAL_PROTOCOLS
 from jaxnet.data.sources import EncodedSource, Subset
 from jaxnet.data.transforms import center_box, crop_resize, open_image
-from jaxnet.loop.logger import progress_bar
+from jaxnet.console import progress_bar
 
 PROTOCOLS = EVAL_PROTOCOLS
 GOOGLENET_SIDES = (256, 288, 320, 352)  # shorter sides, for 224 px crops

@@ -10,9 +10,9 @@
   evaluation_grid  GoogLeNet Table 3 in miniature: 1 / 10 / 144 crops x 1 / 2 / 3 models
   transfer         a pretrained net reused: linear probes, fine-tuning, clustering vs scratch
   classical_lessons  ILSVRC 2011: larger feature vectors and more training data (the curves of
-                   jaxnet.classical.curves)
+                   jaxnet.experiments.classical_curves)
 
-Each module has `run(ctx) -> Section` (jaxnet.experiments.common), which `python -m
-jaxnet.report` calls; each network it trains comes from a config file under configs/ and runs
+Each module has `run(ctx) -> Section` (jaxnet.experiments.runs), which `python -m
+jaxnet.tools.report` calls; each network it trains comes from a config file under configs/ and runs
 through jaxnet.methods.train, cached in its workdir.
 """

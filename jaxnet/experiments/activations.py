@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 
 from jaxnet.experiments import plots
-from jaxnet.experiments.common import (Context, Section, curve, first_crossing, fmt, load_config,
-                                       pct, run_network, seconds_to, use_subset, variant)
+from jaxnet.experiments.context import Context, Section, load_config
+from jaxnet.experiments.formatting import fmt, pct
+from jaxnet.experiments.runs import curve, first_crossing, run_network, seconds_to
+from jaxnet.experiments.subsets import use_subset, variant
 
 CONFIG = "relu_vs_tanh"
 ACTIVATIONS = ("relu", "leaky_relu", "maxout", "tanh", "sigmoid")

@@ -8,8 +8,14 @@ that `python train.py --config=configs/alexnet_fashion_mnist.py` finished in its
 from __future__ import annotations
 
 from jaxnet.experiments import plots
-from jaxnet.experiments.common import (ROOT, Context, Section, curve, evaluated_once,
-                                       finished_train_run, load_config, pct, run_network)
+from jaxnet.experiments.context import ROOT, Context, Section, load_config
+from jaxnet.experiments.formatting import pct
+from jaxnet.experiments.runs import (
+    curve,
+    evaluated_once,
+    finished_train_run,
+    run_network,
+)
 
 CONFIG = "alexnet_fashion_mnist"
 TRAIN_WORKDIR = ROOT / "workdirs" / CONFIG  # train.py's default workdir, run from the repository

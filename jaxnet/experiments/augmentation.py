@@ -8,8 +8,10 @@ the variant runs only where `lighting_applies` says the data pipeline would use 
 from __future__ import annotations
 
 from jaxnet.experiments import plots
-from jaxnet.experiments.common import (Context, Section, load_config, pct, run_network, use_subset,
-                                       variant)
+from jaxnet.experiments.context import Context, Section, load_config
+from jaxnet.experiments.formatting import pct
+from jaxnet.experiments.runs import run_network
+from jaxnet.experiments.subsets import use_subset, variant
 
 CONFIG = "augmentation"
 VARIANTS = ("none", "crop_flip", "lighting", "erasing")

@@ -1,11 +1,13 @@
 """The ILSVRC-2011 lessons the seed states for the classical pipelines: "the larger the feature
 vectors, the better" and "the more training data, the better", as the curves of
-jaxnet.classical.curves (Fisher vectors and bag of words on Fashion-MNIST), cached in
+jaxnet.experiments.classical_curves (Fisher vectors and bag of words on Fashion-MNIST), cached in
 OUT/runs/classical_curves/ (a finished point is never measured again)."""
 import shutil
 
-from jaxnet.classical import curves
-from jaxnet.experiments.common import Context, Section, hardware, pct
+from jaxnet.experiments import classical_curves as curves
+from jaxnet.experiments.context import Context, Section
+from jaxnet.experiments.formatting import pct
+from jaxnet.experiments.hardware import hardware
 
 CLAIM = ("ILSVRC 2011's lessons for the classical pipelines: the larger the feature vectors, the"
          " better; the more training data, the better.")
@@ -58,6 +60,6 @@ def run(ctx: Context) -> Section:
         f" {by_curve.get('fisher_components', [{}])[0].get('train_examples', 0):,} train images. The"
         " verdict asks each curve's largest setting to beat its smallest by more than half a point."
         " Details and the full-size sweep: jaxnet/classical/NOTES.md.")
-    section.commands = [f"python -m jaxnet.classical.curves --out {out}" + (" --quick" if ctx.quick else "")]
+    section.commands = [f"python -m jaxnet classical_curves --out {out}" + (" --quick" if ctx.quick else "")]
     section.hardware = [hardware()]
     return section

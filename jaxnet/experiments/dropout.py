@@ -8,8 +8,10 @@ minus accuracy on new ones. "Steps to" counts optimizer steps until the running 
 from __future__ import annotations
 
 from jaxnet.experiments import plots
-from jaxnet.experiments.common import (Context, Section, curve, first_crossing, fmt, load_config,
-                                       pct, run_network, use_subset, variant)
+from jaxnet.experiments.context import Context, Section, load_config
+from jaxnet.experiments.formatting import fmt, pct
+from jaxnet.experiments.runs import curve, first_crossing, run_network
+from jaxnet.experiments.subsets import use_subset, variant
 
 CONFIG = "alexnet_dropout"
 

@@ -2,13 +2,15 @@
 
 Three runs of the augmentation ablation's crop + flip recipe (configs/augmentation.py:crop_flip,
 the quickstart's ResNet-10), differing only in their seed, evaluated by
-jaxnet.evaluation.grid under 1, 10 and 144 crops, alone and as ensembles of 2 and 3.
+jaxnet.experiments.protocol_grid under 1, 10 and 144 crops, alone and as ensembles of 2 and 3.
 """
 from __future__ import annotations
 
-from jaxnet.evaluation import grid
-from jaxnet.experiments.common import (Context, Section, for_dataset, hardware, load_config, run_network,
-                                       use_subset, variant)
+from jaxnet.experiments import protocol_grid as grid
+from jaxnet.experiments.context import Context, Section, load_config
+from jaxnet.experiments.hardware import hardware
+from jaxnet.experiments.runs import run_network
+from jaxnet.experiments.subsets import for_dataset, use_subset, variant
 
 CONFIG = "augmentation"
 PROTOCOLS = ("center", "ten_crop", "googlenet_144")
@@ -69,6 +71,6 @@ def run(ctx: Context) -> Section:
                  " to one model and one crop."),
         table=table,
         commands=[r.command for r in runs] + [
-            f"python -m jaxnet.evaluation.grid --workdirs={','.join(workdirs)} --protocols={','.join(PROTOCOLS)}"
+            f"python -m jaxnet grid --workdirs={','.join(workdirs)} --protocols={','.join(PROTOCOLS)}"
             + (f" --examples={s['examples']}" if s["examples"] else "")],
         hardware=[hardware()])

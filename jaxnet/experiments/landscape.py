@@ -8,7 +8,7 @@ training images, with BatchNorm's running statistics (eval mode, as Li et al. ev
 points are evaluated in batches of points sharded over the devices' `data` axis: each device
 evaluates its points on the whole image set.
 
-    python -m jaxnet.experiments.landscape --workdir=W1 --workdir=W2 --out=DIR [--grid=51]
+    python -m jaxnet landscape --workdir=W1 --workdir=W2 --out=DIR [--grid=51]
         [--examples=2000] [--span=1.0]
 
 draws DIR/landscape.png (contours side by side) and DIR/landscape_1d.png from any trained
@@ -16,18 +16,18 @@ network workdirs (their config.json says how to rebuild them).
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxnet.data.sources import create_source
 from jaxnet.experiments import plots
-from jaxnet.experiments.common import Context, Section, fmt
+from jaxnet.experiments.context import Context, Section
 
 DIRECTION_LEAVES = ("kernel",)  # everything else (biases, BatchNorm scale and offset) gets zero
 
@@ -210,46 +210,8 @@ def run(ctx: Context) -> Section:
         table=rows,
         figures=[(Path(contour).name, "Contours of the training loss (shared log-scale levels)."),
                  (Path(one_d).name, "The loss along direction 1 through the trained weights.")],
-        commands=[f"python -m jaxnet.experiments.landscape --workdir={nets['plain56'].workdir}"
+        commands=[f"python -m jaxnet landscape --workdir={nets['plain56'].workdir}"
                   f" --workdir={nets['resnet56'].workdir} --out={ctx.out} --grid={s['grid']}"
                   f" --examples={s['examples']} --span={s['span']:g}"
                   f" --slice_points={s['slice_points']}"],
         hardware=sorted({r.hardware for r in nets.values()}))
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxnet.experiments.landscape",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", action="append", required=True,
-                        help="a trained network workdir (repeat for side-by-side panels)")
-    parser.add_argument("--out", required=True, help="where the PNGs and landscapes.json go")
-    parser.add_argument("--grid", type=int, default=51)
-    parser.add_argument("--span", type=float, default=1.0)
-    parser.add_argument("--examples", type=int, default=2000)
-    parser.add_argument("--slice_points", type=int, default=101)
-    args = parser.parse_args(argv)
-    from jaxnet.config import validate_config
-    from jaxnet.loop.workdir import load_config
-    from jaxnet.mesh import create_mesh
-
-    mesh, results = create_mesh(), {}
-    for workdir in args.workdir:
-        config = load_config(workdir)
-        validate_config(config)
-        name = Path(workdir).name
-        print(f"{name}: {args.grid}x{args.grid} grid over {jax.device_count()} device(s) ...")
-        results[name] = landscape(config, workdir, mesh, grid=args.grid, span=args.span,
-                                  examples=args.examples, slice_points=args.slice_points)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "landscapes.json").write_text(json.dumps(results) + "\n")
-    for path in draw(out, results):
-        print(f"wrote {path}")
-    print("sharpness (mean loss within radius span/2 over the centre):",
-          {n: fmt(sharpness(r), ".2f") for n, r in results.items()})
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,14 +10,13 @@ all-reduce of B bytes moves about 2B(n-1)/n per device), and the layers whose ac
 cross devices (from XLA's op metadata). And it checks that one step on 8 devices as 4 data x 2
 model equals the single-device step.
 
-    python -m jaxnet.experiments.model_parallel [--image_size=227] [--json_out=FILE]
+    python -m jaxnet model_parallel [--image_size=227] [--json_out=FILE]
 
 On a CPU it splits the host into 8 JAX devices (set before JAX starts); on GPUs it uses what is
 there (2 GPUs for the paper's set-up, 8 for the 4 x 2 one).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -106,7 +105,7 @@ def compiled_step(config, devices):
     """(train step jitted on a mesh of `devices`, initial state, a batch on that mesh)."""
     import jax
 
-    from jaxnet.mesh import batch_sharded, create_mesh, replicated, shard_batch
+    from jaxnet.mesh import batch_sharded, create_mesh, replicated
     from jaxnet.training.sharding import shardings_of
     from jaxnet.training.state import build_training
     from jaxnet.training.steps import make_train_step
@@ -199,35 +198,8 @@ def measure(image_size: int = 227, num_classes: int = 1000, batch: int = 128, fc
             "devices": f"{len(devices)} x {devices[0].platform}"}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxnet.experiments.model_parallel",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image_size", type=int, default=227)
-    parser.add_argument("--num_classes", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--fc_features", type=int, default=4096)
-    parser.add_argument("--json_out", default="")
-    args = parser.parse_args(argv)
-    import jax
-
-    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        jax.config.update("jax_num_cpu_devices", 8)  # only the CPU backend heeds it
-    from jaxnet.experiments.common import hardware
-
-    result = measure(args.image_size, args.num_classes, args.batch, args.fc_features)
-    result["hardware"] = hardware()
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(result, f, indent=2)
-    else:
-        json.dump(result, sys.stdout, indent=2)
-        print()
-    return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 # --- the report's section -----------------------------------------------------------------
@@ -238,12 +210,12 @@ def run(ctx):
     import subprocess
     from pathlib import Path
 
-    from jaxnet.experiments.common import ROOT, Section
+    from jaxnet.experiments.context import ROOT, Section
 
     settings = {"image_size": 227, "num_classes": 1000, "batch": 128, "fc_features": 4096}
     path = ctx.workdir("model_parallel", "result.json").resolve()
     result = json.loads(path.read_text()) if path.exists() else None
-    command = ("python -m jaxnet.experiments.model_parallel --image_size=227 --num_classes=1000"
+    command = ("python -m jaxnet model_parallel --image_size=227 --num_classes=1000"
                f" --batch=128 --fc_features=4096 --json_out={path}")
     if result is None or result.get("settings") != settings:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +224,7 @@ def run(ctx):
         if "xla_force_host_platform_device_count" not in flags:
             env["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=8").strip()
         ctx.log(f"[model_parallel] {command}")
-        proc = subprocess.run([sys.executable, "-m", "jaxnet.experiments.model_parallel",
+        proc = subprocess.run([sys.executable, "-m", "jaxnet", "model_parallel",
                                "--image_size=227", "--num_classes=1000", "--batch=128",
                                "--fc_features=4096", f"--json_out={path}"], cwd=ROOT, env=env,
                               capture_output=True, text=True)

@@ -8,8 +8,10 @@ and test error (bold) against epochs, as the paper's Figure 6.
 from __future__ import annotations
 
 from jaxnet.experiments import plots
-from jaxnet.experiments.common import (Context, Section, curve, load_config, pct, run_network,
-                                       use_subset, variant)
+from jaxnet.experiments.context import Context, Section, load_config
+from jaxnet.experiments.formatting import pct
+from jaxnet.experiments.runs import curve, run_network
+from jaxnet.experiments.subsets import use_subset, variant
 
 CONFIG = "cifar_resnet"
 PAPER_TEST_ERR = {"resnet20": 8.75, "resnet32": 7.51, "resnet44": 7.17, "resnet56": 6.97,

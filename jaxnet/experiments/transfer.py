@@ -1,11 +1,12 @@
 """The foundation-model uses that followed AlexNet: a network trained on some classes reused for
 others, by a linear probe on its features, by fine-tuning, or by clustering its features; against
-the same network trained from scratch. The points of jaxnet.transfer.study, cached in
+the same network trained from scratch. The points of jaxnet.experiments.transfer_study, cached in
 OUT/runs/transfer/ (a finished point is never run again)."""
 import shutil
 
-from jaxnet.experiments.common import Context, Section, hardware
-from jaxnet.transfer import study
+from jaxnet.experiments import transfer_study as study
+from jaxnet.experiments.context import Context, Section
+from jaxnet.experiments.hardware import hardware
 
 CLAIM = ("Features learned on one set of classes transfer to others: a linear classifier on a"
          " pretrained network's features, or fine-tuning it, beats training from scratch when"
@@ -53,6 +54,6 @@ def run(ctx: Context) -> Section:
                 "probe_per_layer.png": "Linear probes on each layer's features.",
                 "clustering.png": "Clustering of each layer's features (no labels)."}
     section.figures = [(f"transfer_{n}", captions[n]) for n in names]
-    section.commands = [f"python -m jaxnet.transfer.study --out={out}" + (" --quick" if ctx.quick else "")]
+    section.commands = [f"python -m jaxnet transfer_study --out={out}" + (" --quick" if ctx.quick else "")]
     section.hardware = [hardware()]
     return section

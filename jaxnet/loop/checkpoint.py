@@ -19,7 +19,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from jaxnet import JaxnetError
-from jaxnet.loop.logger import warn
+from jaxnet.console import warn
 
 BEST_METRIC = "top1_err"  # lower is better
 

@@ -22,16 +22,17 @@ from jaxnet.config import validate_config
 from jaxnet.data.sources import EncodedSource, check_decodable, create_source
 from jaxnet.evaluation.evaluator import Evaluator
 from jaxnet.evaluation.protocols import check_protocol
-from jaxnet.evaluation.report import PER_CLASS_KEYS, Report
+from jaxnet.evaluation.outputs import PER_CLASS_KEYS, Report
 from jaxnet.loop.checkpoint import Checkpointer
-from jaxnet.loop.logger import MetricLogger, progress_bar, warn
+from jaxnet.console import progress_bar, warn
+from jaxnet.loop.logger import MetricLogger
 from jaxnet.loop.run import Run
 from jaxnet.loop.workdir import (check_same_run, load_config, prepare_workdir, workdir_lock,
                                  write_eval_file)
 from jaxnet.mesh import check_batch_size, create_mesh
 
 METHODS = {
-    "network": "jaxnet.methods.network",  # a CNN trained by SGD (jaxnet.loop.training)
+    "network": "jaxnet.methods.network",  # a CNN trained by SGD (jaxnet.loop.train_loop)
     "classical": "jaxnet.methods.classical",  # features + linear SVM (jaxnet.classical)
     "probe": "jaxnet.methods.probe",  # a linear probe on a network's layer (jaxnet.transfer)
     "finetune": "jaxnet.methods.finetune",  # a network fine-tuned from another (jaxnet.transfer)
@@ -135,7 +136,7 @@ def evaluate(config, workdir, split=None, step=None, protocol=None, ensemble=(),
     config.eval_split) under `protocol` (default: config.eval_protocol), averaged with the
     latest checkpoints of the `ensemble` workdirs; write the eval file and, with `report`, the
     metrics beyond top-k, per-class results, figures and the report page beside it
-    (jaxnet.evaluation.report), scoring against `labels_file` (ReaL format) too when given.
+    (jaxnet.evaluation.outputs), scoring against `labels_file` (ReaL format) too when given.
     The files go to WORKDIR/eval/, or to `out`; if they cannot be written (a read-only workdir),
     a warning says so and the record is still returned. Returns the eval file's record (+ `path`,
     None if not written, and `files` for the report's)."""

@@ -19,12 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet import JaxnetError
-from jaxnet.classical import pipeline, sgd, sharding, svm
+from jaxnet.classical import feature_pipeline, sgd, sharding, svm
 from jaxnet.classical.losses import LOSSES, loss_terms
 from jaxnet.data.pipeline import eval_batches
 from jaxnet.data.sources import EncodedSource, Subset
 from jaxnet.evaluation.evaluator import Predictor, batch_sums, summarize
-from jaxnet.loop.logger import progress_bar
+from jaxnet.console import progress_bar
 from jaxnet.mesh import check_batch_size, replicated
 
 SOLVERS = ("full_batch", "sgd")
@@ -57,7 +57,7 @@ def check_config(config) -> None:
     if c.min_smoothing > c.smoothing:
         raise JaxnetError(f"config.classical.min_smoothing ({c.min_smoothing}) exceeds smoothing ({c.smoothing})")
     try:
-        pipeline.parse_config(c.features)
+        feature_pipeline.parse_config(c.features)
     except (ValueError, TypeError, AttributeError) as e:
         raise JaxnetError(f"config.classical.features: {e}") from e
 
@@ -85,7 +85,7 @@ def image_batches(source, config):
 def batch_features(images, config, state, mesh) -> np.ndarray:
     """Feature vectors [B, D] (host, float32) of one batch of images."""
     try:
-        return pipeline.extract_features(images, config.classical.features, state, batch_size=len(images),
+        return feature_pipeline.extract_features(images, config.classical.features, state, batch_size=len(images),
                                          mesh=mesh)
     except (ValueError, TypeError) as e:
         raise JaxnetError(f"config.classical.features: {e}") from e
@@ -159,7 +159,7 @@ def fit_encoder(source, config, key) -> dict:
     """PCA + GMM of each Fisher block, fitted on config.classical.encoder_images random train
     images; {"fisher": []} when the config has no Fisher block."""
     c = config.classical
-    blocks, _ = pipeline.parse_config(c.features)
+    blocks, _ = feature_pipeline.parse_config(c.features)
     if not any(kind == "fisher" for kind, _ in blocks):
         return {"fisher": []}
     count = min(len(source), c.encoder_images)
@@ -170,7 +170,7 @@ def fit_encoder(source, config, key) -> dict:
     else:
         subset = Subset(source, picks)
     images = [b["image"][b["mask"] > 0] for b in image_batches(subset, config)]
-    return pipeline.fit_features(np.concatenate(images), c.features, key=key, max_images=count,
+    return feature_pipeline.fit_features(np.concatenate(images), c.features, key=key, max_images=count,
                                  max_descriptors=c.encoder_descriptors, em_iters=c.em_iters)
 
 
@@ -219,7 +219,7 @@ def predictor(config, fitted, step: int, mesh) -> Predictor:
 
     def predict(params, images):
         return svm.decision_function(params["svm"],
-                                     pipeline.traced_features(images, features, params["features"]))
+                                     feature_pipeline.traced_features(images, features, params["features"]))
 
     return Predictor(predict, jax.device_put(fitted, replicated(mesh)), step, svm_loss_fn(config))
 
@@ -243,7 +243,7 @@ def _fit(config, run, mesh):
     """Encoder, train features, SVM; returns (step, fitted) after checkpointing them."""
     c, logger, train_source = config.classical, run.logger, run.train_source
     t0 = time.time()
-    if any(kind == "fisher" for kind, _ in pipeline.parse_config(c.features)[0]):
+    if any(kind == "fisher" for kind, _ in feature_pipeline.parse_config(c.features)[0]):
         logger.print(f"fitting the encoder (PCA + GMM) on {min(c.encoder_images, len(train_source)):,} train images")
     encoder = jax.tree.map(np.asarray, fit_encoder(train_source, config, jax.random.PRNGKey(config.seed)))
     t_encoder = time.time() - t0

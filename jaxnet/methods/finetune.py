@@ -1,7 +1,7 @@
 """config.method = "finetune": a network trained further from another one's weights.
 
 The starting point is config.transfer.source_workdir (a workdir trained by train.py or written by
-`python -m jaxnet.weights import --workdir`, or a weight file of config.model); config.model must be
+`python -m jaxnet weights import --workdir`, or a weight file of config.model); config.model must be
 the source's model. Everything but the classifier (and GoogLeNet's auxiliary heads) starts from the
 source's parameters and BatchNorm statistics; the classifier is new, initialised for
 config.num_classes. Parameters whose path ("stage1_block1/conv1/kernel", "fc/bias", ...) matches the
@@ -9,9 +9,9 @@ regex config.transfer.freeze are not trained (no update, no weight decay); the n
 config.transfer.head_lr_mult x the schedule's rate, the rest at the schedule's rate (optax
 multi_transform over the config's SGD). With config.transfer.bn_frozen, BatchNorm layers use the
 source's running statistics in training too and keep them unchanged (the net runs in eval mode,
-so dropout is off as well). Training itself is jaxnet.loop.training.train_loop's (checkpoints,
+so dropout is off as well). Training itself is jaxnet.loop.train_loop.train_loop's (checkpoints,
 resume, evaluation, divergence checks), and its checkpoints are a network's: eval.py, feature
-extraction and `python -m jaxnet.weights export --workdir` read them like any other.
+extraction and `python -m jaxnet weights export --workdir` read them like any other.
 """
 import functools
 import json
@@ -24,7 +24,7 @@ from flax import traverse_util
 
 from jaxnet import JaxnetError
 from jaxnet.evaluation.evaluator import Predictor
-from jaxnet.loop.training import train_loop
+from jaxnet.loop.train_loop import train_loop
 from jaxnet.methods import network
 from jaxnet.training.optim import create_optimizer, create_schedule
 from jaxnet.training.sharding import state_shardings

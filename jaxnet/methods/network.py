@@ -1,6 +1,6 @@
-"""config.method = "network": a CNN from the model registry, trained by SGD (jaxnet.loop.training)."""
+"""config.method = "network": a CNN from the model registry, trained by SGD (jaxnet.loop.train_loop)."""
 from jaxnet.evaluation.evaluator import Predictor
-from jaxnet.loop.training import train_loop
+from jaxnet.loop.train_loop import train_loop
 from jaxnet.training.state import abstract_variables, build_model, eval_variables
 from jaxnet.training.steps import make_predict_fn
 

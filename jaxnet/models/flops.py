@@ -1,6 +1,6 @@
 """Parameters and forward-pass FLOPs of every registered model, from XLA's cost analysis.
 
-    python -m jaxnet.models.flops [NAME ...]
+    python -m jaxnet flops [NAME ...]
 
 For one float32 image at the paper's resolution (227 px for the two-column AlexNet, 224 for the
 rest; 1000 classes) this compiles `apply(variables, images, train=False)` on the default backend
@@ -11,13 +11,12 @@ with padding included, so the table also gives that count (`macs`, read off the 
 Nothing is run: only shapes are needed.
 """
 import math
-import sys
 
 import jax
 import jax.numpy as jnp
 from jax.extend.core import ClosedJaxpr, Jaxpr
 
-from jaxnet.models import create_model, list_models
+from jaxnet.models import create_model
 
 RESOLUTION = {"alexnet": 227}  # everything else: 224
 
@@ -67,15 +66,3 @@ def model_costs(name: str, num_classes: int = 1000):
     if isinstance(cost, (list, tuple)):  # older jax returns one dict per device
         cost = cost[0]
     return px, n_params, cost["flops"], forward_macs(model, variables, images)
-
-
-def main(names):
-    print("| model | input | params | XLA GFLOPs | conv+fc GMACs |")
-    print("|---|---|---|---|---|")
-    for name in names or list_models():
-        px, n_params, flops, mult_adds = model_costs(name)
-        print(f"| {name} | {px} | {n_params:,} | {flops / 1e9:.2f} | {mult_adds / 1e9:.3f} |", flush=True)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

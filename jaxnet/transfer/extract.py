@@ -1,10 +1,10 @@
 """Features from any named layer of a jaxnet model, in eval mode; and the extraction command.
 
-    python -m jaxnet.transfer.extract --workdir=DIR --list_layers
-    python -m jaxnet.transfer.extract --workdir=DIR --layer=stage2 [--config=configs/X.py]
+    python -m jaxnet extract --workdir=DIR --list_layers
+    python -m jaxnet extract --workdir=DIR --layer=stage2 [--config=configs/X.py]
         [--split=test] [--pool=avg|none] [--step=N] [--batch_size=N] --out=FEATURES_DIR
 
-The command reads the network of a workdir (trained, or imported with `python -m jaxnet.weights
+The command reads the network of a workdir (trained, or imported with `python -m jaxnet weights
 import --workdir`), the data of --config (default: the workdir's own config.json), and writes
 OUT/<split>_<layer>.npy ([N, D] float32, or [N, H, W, C] with --pool=none), OUT/<split>_labels.npy
 and OUT/<split>_<layer>.json (what and from where), streamed batch by batch into .npy memory maps:
@@ -26,8 +26,6 @@ In a jitted function that returns only the feature, XLA drops the layers after i
 ([N, H, W, C]); vector layers are returned as they are.
 """
 import json
-import math
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -38,7 +36,7 @@ import numpy as np
 
 from jaxnet import JaxnetError
 from jaxnet.data.pipeline import eval_batches
-from jaxnet.loop.logger import progress_bar
+from jaxnet.console import progress_bar
 from jaxnet.mesh import batch_sharded, check_batch_size, replicated, shard_batch
 from jaxnet.training.steps import normalize
 
@@ -88,7 +86,7 @@ def layer_names(model_or_name: Union[str, nn.Module]) -> List[str]:
     return list(_specs(_as_model(model_or_name)))
 
 
-def _check(model, layers: Sequence[str], pool: str) -> Dict[str, _Spec]:
+def check_layers(model, layers: Sequence[str], pool: str) -> Dict[str, _Spec]:
     specs = _specs(model)
     for layer in layers:
         if layer not in specs:
@@ -104,7 +102,7 @@ def feature_fn(model: nn.Module, layers: Union[str, Sequence[str]], pool: str = 
     a list of names), eval mode, float32; jit it, or shard it over a mesh, as you like."""
     single = isinstance(layers, str)
     names = [layers] if single else list(layers)
-    specs = _check(model, names, pool)
+    specs = check_layers(model, names, pool)
     wanted = {}  # (where, submodule) -> layer names reading it
     for name in names:
         where, module, _ = specs[name]
@@ -261,73 +259,3 @@ def extract_split(source, config, layer: str, split: str, out_dir, pool: str = "
               "features": f"{split}_{layer}.npy", "labels": f"{split}_labels.npy"}
     marker.write_text(json.dumps(record, indent=2) + "\n")
     return record
-
-
-def _cpu_devices(batch_size: int) -> None:
-    """Split the host CPU into as many JAX devices as cores (<= 8) that divide the batch (before
-    JAX starts, unless XLA_FLAGS fixes the count): the extraction's batches shard over them."""
-    import os
-
-    from jaxnet.mesh import usable_cores
-
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-        return
-    count = max(n for n in range(1, min(usable_cores(), 8) + 1) if batch_size % n == 0)
-    jax.config.update("jax_num_cpu_devices", count)
-
-
-def main(argv=None) -> int:
-    from absl import flags
-    from ml_collections import config_flags
-
-    from jaxnet.transfer.source import load_source
-
-    fv = flags.FlagValues()
-    config_flag = config_flags.DEFINE_config_file(
-        "config", None, "Data to extract from (default: the workdir's config.json).", flag_values=fv)
-    workdir = flags.DEFINE_string("workdir", None, "The network: a trained or imported workdir.",
-                                  flag_values=fv)
-    layer = flags.DEFINE_string("layer", None, "Layer name (--list_layers shows them).", flag_values=fv)
-    split = flags.DEFINE_string("split", None, "Split (default: config.eval_split).", flag_values=fv)
-    pool = flags.DEFINE_enum("pool", "avg", list(POOLS), "avg: [N, C]; none: [N, H, W, C].",
-                             flag_values=fv)
-    step = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).", flag_values=fv)
-    batch = flags.DEFINE_integer("batch_size", None, "Global batch (default: config.eval_batch_size).",
-                                 flag_values=fv)
-    out = flags.DEFINE_string("out", None, "Output directory.", flag_values=fv)
-    list_layers = flags.DEFINE_bool("list_layers", False, "Print the layer names and shapes.",
-                                    flag_values=fv)
-    try:
-        fv(list(argv if argv is not None else sys.argv))
-        if not workdir.value:
-            raise JaxnetError("--workdir is required (a trained or imported workdir)")
-        from jaxnet.loop.workdir import load_config
-
-        config = config_flag.value if config_flag.value is not None else load_config(workdir.value)
-        batch_size = batch.value or config.eval_batch_size
-        _cpu_devices(batch_size)
-        source = load_source(workdir.value, step.value, config)
-        if list_layers.value:
-            for name, shape in feature_shapes(source, "none").items():  # spatial shapes
-                print(f"{name:<14} {'x'.join(map(str, shape))}")
-            return 0
-        if not layer.value or not out.value:
-            raise JaxnetError("--layer and --out are required (or --list_layers)")
-        _check(source.model, [layer.value], pool.value)
-        record = extract_split(source, config, layer.value, split.value or config.eval_split,
-                               out.value, pool.value, batch_size=batch_size)
-        size = math.prod(record["shape"]) * 4 / 2**20
-        print(f"{record['examples']:,} x {'x'.join(map(str, record['shape'][1:]))} features of"
-              f" {record['layer']} ({record['model']}, {workdir.value} step {record['step']}) ->"
-              f" {Path(out.value) / record['features']} ({size:,.1f} MiB)")
-        return 0
-    except flags.Error as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
-        return 2
-    except JaxnetError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

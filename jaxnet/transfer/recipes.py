@@ -1,9 +1,9 @@
 """The Fashion-MNIST transfer recipes: a network pretrained on classes 0-4 (T-shirt/top, Trouser,
 Pullover, Dress, Coat) reused on classes 5-9 (Sandal, Shirt, Sneaker, Bag, Ankle boot). What
 configs/{fashion_mnist_0to4,probe,finetune,cluster}_fashion_mnist.py train and what the transfer
-study (python -m jaxnet.transfer.study) compares, so their numbers are the same runs'.
+study (python -m jaxnet transfer_study) compares, so their numbers are the same runs'.
 """
-from jaxnet.config import fashion_mnist_config, quickstart_recipe
+from jaxnet.presets import fashion_mnist_config, quickstart_recipe
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
 TARGET_CLASSES = (5, 6, 7, 8, 9)
@@ -18,7 +18,7 @@ def _data(c, classes):
 
 def network_config(classes=TARGET_CLASSES):
     """The quickstart's narrow ResNet-10 (0.31M parameters) and optimiser
-    (jaxnet.config.quickstart_recipe, at batch 128 with pad-crop + flip), on `classes`."""
+    (jaxnet.presets.quickstart_recipe, at batch 128 with pad-crop + flip), on `classes`."""
     c = quickstart_recipe(_data(fashion_mnist_config(), classes))
     c.num_epochs = 4.0
     c.log_every_steps = 100

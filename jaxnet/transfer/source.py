@@ -49,7 +49,7 @@ def read_workdir_variables(workdir, step=None):
     if config.method not in NETWORK_METHODS:
         raise JaxnetError(f"{workdir} is a {config.method!r} workdir; a source network must be one of"
                           f" method {', '.join(NETWORK_METHODS)} (trained by train.py or imported with"
-                          " python -m jaxnet.weights import --workdir)")
+                          " python -m jaxnet weights import --workdir)")
     if not (workdir / "checkpoints").is_dir():
         raise JaxnetError(f"{workdir} has no checkpoints/ directory")
     with Checkpointer(workdir / "checkpoints", config.keep_checkpoints, read_only=True) as checkpointer:

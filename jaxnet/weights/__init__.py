@@ -8,7 +8,7 @@ Covered (jaxnet name <- torchvision constructor): resnet18..resnet152 <- resnet1
 (timm's plain resnet18..152 too: same keys), alexnet_onegpu <- alexnet, googlenet_bn <- googlenet
 (pretrained googlenet weights need create_model("googlenet_bn", ..., transform_input=True)).
 Files: `import_file(path, model_name)` / `export_file(variables, model_name, path)`;
-CLI: `python -m jaxnet.weights import|export|verify|manifests` (see __main__.py).
+CLI: `python -m jaxnet weights import|export|verify|manifests` (see __main__.py).
 """
 from jaxnet.weights.files import (FORMATS, export_file, import_file, load_state_dict,
                                   load_variables, save_state_dict, save_variables)

@@ -1,6 +1,6 @@
 """Manifests: the key names, shapes and dtypes of each torchvision model's state dict, as JSON.
 
-Recorded once from the real torchvision models (`python -m jaxnet.weights manifests`, needs
+Recorded once from the real torchvision models (`python -m jaxnet weights manifests`, needs
 torch) into `jaxnet/weights/manifests/<jaxnet name>.json`, so that tests without torch can build
 state dicts with torchvision's exact layout (`random_state_dict`) and check the import path.
 """

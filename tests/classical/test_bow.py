@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnet.classical import bow, pipeline, pyramid, sharding, sift
+from jaxnet.classical import bow, feature_pipeline, pyramid, sharding, sift
 
 RNG = np.random.default_rng(5)
 
@@ -59,21 +59,21 @@ CFG = {"bow": [{"descriptor": "sift", "bin_sizes": (2,), "step": 4, "pca_dim": 8
 
 def test_bow_pipeline_state_features_and_sharding(devices):
     x = _images(10)
-    assert pipeline.needs_fit(CFG) and not pipeline.needs_fit({"hog": {"cell": 4}})
+    assert feature_pipeline.needs_fit(CFG) and not feature_pipeline.needs_fit({"hog": {"cell": 4}})
     with pytest.raises(ValueError, match="run fit_features"):
-        pipeline.extract_features(x, CFG)
-    state = pipeline.fit_features(x, CFG, key=jax.random.PRNGKey(0), max_images=8, em_iters=5)
+        feature_pipeline.extract_features(x, CFG)
+    state = feature_pipeline.fit_features(x, CFG, key=jax.random.PRNGKey(0), max_images=8, em_iters=5)
     assert state["fisher"] == [] and "coding" not in state
     assert state["bow"][0]["centres"].shape == (6, 8) and state["bow"][0]["pca"]["components"].shape == (128, 8)
     assert state["bow"][1]["centres"].shape == (4, 59) and "pca" not in state["bow"][1]
     assert float(state["bow"][0]["scale"]) > 0
-    f = pipeline.extract_features(x, CFG, state, batch_size=5)
+    f = feature_pipeline.extract_features(x, CFG, state, batch_size=5)
     assert f.shape == (10, 8 * 6 + 4)
     np.testing.assert_allclose(f[:, :48].reshape(10, 8, 6).sum(-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(f[:, 48:].sum(-1), 1.0, rtol=1e-5)
     mesh = sharding.data_mesh(devices)
-    np.testing.assert_allclose(pipeline.extract_features(x, CFG, state, mesh=mesh), f, atol=1e-6)
-    traced = jax.jit(lambda im, st: pipeline.traced_features(im, CFG, st))(jnp.asarray(x), state)
+    np.testing.assert_allclose(feature_pipeline.extract_features(x, CFG, state, mesh=mesh), f, atol=1e-6)
+    traced = jax.jit(lambda im, st: feature_pipeline.traced_features(im, CFG, st))(jnp.asarray(x), state)
     np.testing.assert_allclose(traced, f, atol=1e-6)  # (the chi2 map over bow: tests/classical/test_curves.py)
 
 
@@ -86,10 +86,10 @@ def test_bow_pipeline_state_features_and_sharding(devices):
 ])
 def test_bad_bow_configs(cfg, match):
     with pytest.raises(ValueError, match=match):
-        pipeline.parse_config(cfg)
+        feature_pipeline.parse_config(cfg)
 
 
 def test_too_few_descriptors_for_the_words():
     with pytest.raises(ValueError, match="words need at least"):
-        pipeline.fit_features(_images(2), {"bow": {"bin_sizes": (2,), "step": 4, "words": 100}},
+        feature_pipeline.fit_features(_images(2), {"bow": {"bin_sizes": (2,), "step": 4, "words": 100}},
                               key=jax.random.PRNGKey(0))

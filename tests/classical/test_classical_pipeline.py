@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxnet.classical import fisher, hog, lbp, pipeline, sgd, svm
+from jaxnet.classical import feature_pipeline, fisher, hog, lbp, sgd, svm
 
 RNG = np.random.default_rng(3)
 
@@ -22,12 +22,12 @@ def _stripes(n, size=16):
 def test_hog_lbp_features_and_chunking():
     x, _ = _stripes(7)
     cfg = {"hog": {"cell": 4, "block": 2}, "lbp": [{"cell": 8}, {"cell": 16}]}
-    got = pipeline.extract_features(x, cfg, batch_size=3)
+    got = feature_pipeline.extract_features(x, cfg, batch_size=3)
     xf = x.astype(np.float32) / 255
     want = np.concatenate([hog.hog(xf, cell=4, block=2), lbp.lbp(xf, cell=8), lbp.lbp(xf, cell=16)], -1)
     assert got.shape == (7, 3 * 3 * 36 + 4 * 59 + 59) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-6)
-    mapped = pipeline.extract_features(x, {**cfg, "kernel_map": {"order": 2, "period": 0.4}})
+    mapped = feature_pipeline.extract_features(x, {**cfg, "kernel_map": {"order": 2, "period": 0.4}})
     assert mapped.shape == (7, got.shape[1] * 5)
 
 
@@ -37,13 +37,13 @@ def test_fisher_state_and_features():
                       {"descriptor": "colour", "bin_sizes": (2,), "step": 4, "pca_dim": 4, "components": 2,
                        "pyramid": ((1, 1),)}]}
     with pytest.raises(ValueError, match="run fit_features"):
-        pipeline.extract_features(x, cfg)
-    state = pipeline.fit_features(x, cfg, key=jax.random.PRNGKey(0), max_images=10)
+        feature_pipeline.extract_features(x, cfg)
+    state = feature_pipeline.fit_features(x, cfg, key=jax.random.PRNGKey(0), max_images=10)
     leaves = jax.tree.leaves(state)
     assert len(leaves) == 2 * 7 and all(isinstance(a, jax.Array) for a in leaves)  # pca 4 + gmm 3 arrays each
     assert state["fisher"][0]["pca"]["components"].shape == (128, 8)
     assert state["fisher"][1]["gmm"]["means"].shape == (2, 4)
-    f = pipeline.extract_features(x, cfg, state)
+    f = feature_pipeline.extract_features(x, cfg, state)
     d_sift, d_colour = fisher.fisher_dim(3, 8, 8), fisher.fisher_dim(2, 4, 1)
     assert f.shape == (12, d_sift + d_colour)
     np.testing.assert_allclose(np.linalg.norm(f[:, :d_sift], axis=1), 1.0, rtol=1e-5)
@@ -58,13 +58,13 @@ def test_fisher_state_and_features():
 ])
 def test_bad_configs(cfg, match):
     with pytest.raises(ValueError, match=match):
-        pipeline.extract_features(np.zeros((2, 16, 16, 1), np.uint8), cfg)
+        feature_pipeline.extract_features(np.zeros((2, 16, 16, 1), np.uint8), cfg)
 
 
 def test_end_to_end_toy_problem():
     x, y = _stripes(64)
     cfg = {"hog": {"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"}, "lbp": {"cell": 8}}
-    f = pipeline.extract_features(x, cfg)
+    f = feature_pipeline.extract_features(x, cfg)
     params, info = svm.fit_svm(f[:48], y[:48], lam=1e-3, tol=1e-3)
     assert info["converged"]
     assert np.mean(np.asarray(svm.predict(params, f[48:])) == y[48:]) == 1.0

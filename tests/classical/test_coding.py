@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnet.classical import coding, hog, lbp, pipeline, pyramid, sharding
+from jaxnet.classical import coding, feature_pipeline, hog, lbp, pyramid, sharding
 
 RNG = np.random.default_rng(11)
 
@@ -89,17 +89,17 @@ def test_coding_pipeline_blocks(devices):
            "coding": [{"descriptor": "hog", "cells": (4,), "words": 3, "pca_dim": 6, "power": 0.5},
                       {"descriptor": "lbp", "windows": (8,), "step": 4, "method": "llc", "words": 5,
                        "pyramid": ((1, 1), (2, 2))}]}
-    assert pipeline.needs_fit(cfg)
-    state = pipeline.fit_features(x, cfg, key=jax.random.PRNGKey(1), em_iters=4)
+    assert feature_pipeline.needs_fit(cfg)
+    state = feature_pipeline.fit_features(x, cfg, key=jax.random.PRNGKey(1), em_iters=4)
     assert [st["centres"].shape for st in state["coding"]] == [(3, 6), (5, 59)]
-    f = pipeline.extract_features(x, cfg, state, batch_size=9)
+    f = feature_pipeline.extract_features(x, cfg, state, batch_size=9)
     d_svc, d_llc = 8 * 3 * (6 + 1), 5 * 5
     assert f.shape == (9, 36 + d_svc + d_llc)
     np.testing.assert_allclose(np.linalg.norm(f[:, 36:36 + d_svc], axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(f[:, 36 + d_svc:], axis=1), 1.0, rtol=1e-5)
-    sharded = pipeline.extract_features(x, cfg, state, mesh=sharding.data_mesh(devices))
+    sharded = feature_pipeline.extract_features(x, cfg, state, mesh=sharding.data_mesh(devices))
     np.testing.assert_allclose(sharded, f, atol=1e-5)
-    traced = jax.jit(lambda im, st: pipeline.traced_features(im, cfg, st))(jnp.asarray(x), state)
+    traced = jax.jit(lambda im, st: feature_pipeline.traced_features(im, cfg, st))(jnp.asarray(x), state)
     np.testing.assert_allclose(traced, f, atol=1e-5)
 
 
@@ -111,4 +111,4 @@ def test_coding_pipeline_blocks(devices):
 ])
 def test_bad_coding_configs(cfg, match):
     with pytest.raises(ValueError, match=match):
-        pipeline.parse_config(cfg)
+        feature_pipeline.parse_config(cfg)

@@ -1,7 +1,6 @@
 """The classical pipeline as a train.py / eval.py method (jaxnet.methods.classical), on tiny
 synthetic data: workdir contract, checkpoint round trip, no refit on re-run, top-5, exactly-once
 evaluation, config errors, the two configs and the eval.py CLI."""
-import collections
 import importlib.util
 import json
 import subprocess
@@ -13,13 +12,15 @@ import numpy as np
 import pytest
 
 from jaxnet import JaxnetError
-from jaxnet.classical import pipeline, sharding
+from jaxnet.classical import feature_pipeline, sharding
 from jaxnet.config import validate_config
 from jaxnet.data.sources import create_source
 from jaxnet.evaluation.evaluator import Evaluator
 from jaxnet.loop.checkpoint import Checkpointer
 from jaxnet.mesh import create_mesh
-from jaxnet.methods import classical as experiment, evaluate, get_method, train as train_method
+from jaxnet.methods import classical as experiment
+from jaxnet.methods import evaluate, get_method
+from jaxnet.methods import train as train_method
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).with_name("tiny_classical_config.py")
@@ -87,7 +88,7 @@ def test_top1_top5_and_loss_match_a_numpy_computation(trained):
     config, workdir, metrics = trained
     _, fitted, _ = restore_fitted(workdir)
     source = create_source(config, "test")
-    x = pipeline.extract_features(source.images, config.classical.features).astype(np.float64)
+    x = feature_pipeline.extract_features(source.images, config.classical.features).astype(np.float64)
     scores = x @ fitted["svm"]["w"] + fitted["svm"]["b"]
     ranked = np.argsort(-scores, axis=1)
     y = source.labels

@@ -1,5 +1,4 @@
-"""What every experiment shares: the run cache, the config files, data subsets, the hardware line
-and the shape of a report section.
+"""The experiments' run cache, and reading a run's records (curves, crossings, times).
 
 A network run is `jaxnet.methods.train(config, workdir)` (the same code path as train.py) in
 `OUT/runs/EXPERIMENT/NAME`; when it finishes, `result.json` beside its checkpoints records the
@@ -12,70 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import gzip
-import importlib.util
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
 
-import jax
-import ml_collections
 import numpy as np
 
-import jaxnet
-from jaxnet.data.sources import FASHION_MNIST_FILES, load_fashion_mnist
-from jaxnet.loop.training import TrainingDiverged
+from jaxnet.experiments.context import Context, train_command
+from jaxnet.experiments.hardware import cpu_model, hardware
+from jaxnet.loop.train_loop import TrainingDiverged
 from jaxnet.loop.workdir import changed_fields, eval_file
-from jaxnet.mesh import usable_cores
-
-ROOT = Path(__file__).resolve().parents[2]  # the repository: configs/ and train.py live here
-CONFIGS = ROOT / "configs"
-
-
-@dataclasses.dataclass
-class Context:
-    """Where and how a report runs its experiments."""
-
-    out: Path  # the report directory: index.html, REPORT.md, figures; runs/ holds the workdirs
-    quick: bool = False  # small data, few epochs: the whole report in under 45 minutes on 2 cores
-    dataset: str = "fashion_mnist"  # or cifar10 (where the user has it prepared)
-    data_dir: str = ""
-    log: Callable[[str], None] = print
-    train_fn: Callable | None = None  # (config, workdir) -> metrics; default jaxnet.methods.train
-    evaluate_fn: Callable | None = None  # (config, workdir, split) -> record; jaxnet.methods.evaluate
-
-    def __post_init__(self):
-        self.out = Path(self.out)
-
-    def workdir(self, experiment: str, name: str) -> Path:
-        return self.out / "runs" / experiment / name
-
-    def figure(self, name: str) -> Path:
-        """Path of a figure file, beside index.html."""
-        return self.out / name
-
-
-@dataclasses.dataclass
-class Section:
-    """One claim of the seed as the report shows it."""
-
-    key: str
-    title: str
-    claim: str  # the seed's claim, in its words where possible
-    paper: str  # the seed's numbers
-    measured: str = ""  # one line: what jaxnet measured
-    verdict: str = "not measured"  # held | partly held | did not hold | not measured
-    details: str = ""  # a paragraph: how it was measured, what to make of it
-    table: list = dataclasses.field(default_factory=list)  # rows of strings, the header first
-    figures: list = dataclasses.field(default_factory=list)  # (file name beside index.html, caption)
-    commands: list = dataclasses.field(default_factory=list)  # commands that give the numbers
-    hardware: list = dataclasses.field(default_factory=list)  # where the numbers were measured
-    seconds: float = 0.0  # this report's time on the section (cached runs cost ~0)
-    error: str = ""  # set when the section failed; the report goes on with the others
 
 
 @dataclasses.dataclass
@@ -90,130 +37,6 @@ class RunResult:
     cached: bool
     extra: dict  # other splits evaluated after training, e.g. {"train": {...}}
 
-
-# --- config files -------------------------------------------------------------------------
-
-def config_path(name: str) -> Path:
-    """configs/NAME.py, or a path to a config file relative to the repository (`tests/x.py`)."""
-    return ROOT / name if name.endswith(".py") else CONFIGS / f"{name}.py"
-
-
-def load_config(name: str, variant: str | None = None) -> ml_collections.ConfigDict:
-    """configs/NAME.py's get_config(variant), as `--config=configs/NAME.py:VARIANT` loads it."""
-    path = config_path(name)
-    spec = importlib.util.spec_from_file_location(f"jaxnet_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant) if variant is not None else module.get_config()
-
-
-def flatten(tree, prefix="") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _flag_value(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return "'(" + ", ".join(str(v) for v in value) + (",)'" if len(value) == 1 else ")'")
-    if isinstance(value, str):
-        return value if value and " " not in value else repr(value)
-    return str(value)
-
-
-def train_command(config, name: str, variant: str | None, workdir) -> str:
-    """The train.py command that trains `config`: the config file (and variant) plus a
-    `--config.FIELD=VALUE` for every field that differs from the file's."""
-    base = flatten(json.loads(load_config(name, variant).to_json()))
-    now = flatten(json.loads(config.to_json()))
-    flags = [f"--config.{k}={_flag_value(v)}" for k, v in sorted(now.items()) if base.get(k) != v]
-    target = str(config_path(name).relative_to(ROOT)) + (f":{variant}" if variant is not None else "")
-    return " ".join(["python train.py", f"--config={target}", *flags, f"--workdir={workdir}"])
-
-
-# --- hardware -----------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def hardware() -> str:
-    """CPU model and cores, the JAX devices, and the versions: where a number was measured."""
-    devices = jax.devices()
-    kinds = sorted({d.device_kind for d in devices})
-    return (f"{cpu_model()}, {os.cpu_count()} cores ({usable_cores()} usable); {len(devices)} JAX"
-            f" {devices[0].platform} device(s) ({', '.join(kinds)}); jax {jax.__version__},"
-            f" jaxnet {jaxnet.__version__}")
-
-
-# --- data subsets -------------------------------------------------------------------------
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    with gzip.open(path, "wb", compresslevel=1) as f:
-        f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
-
-
-def balanced_indices(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """`count` indices, as many per class as possible (a seeded random choice), in random order."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    per = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
-    take = [p[: count // len(classes) + (i < count % len(classes))] for i, p in enumerate(per)]
-    return rng.permutation(np.concatenate(take))
-
-
-def fashion_mnist_subset(ctx: Context, train: int, test: int) -> str:
-    """A data_dir holding `train` training and `test` test images of Fashion-MNIST (class
-    balanced, seeded), written once under OUT/data as IDX files; returns the directory."""
-    target = ctx.out / "data" / f"fashion_mnist_{train}_{test}"
-    done = target / "done"
-    if done.exists():
-        return str(target)
-    target.mkdir(parents=True, exist_ok=True)
-    for split, count in (("train", train), ("test", test)):
-        source = load_fashion_mnist(split, ctx.data_dir)
-        keep = np.sort(balanced_indices(source.labels, min(count, len(source))))
-        image_file, label_file = FASHION_MNIST_FILES[split]
-        _write_idx(target / image_file, source.images[keep, :, :, 0])
-        _write_idx(target / label_file, source.labels[keep].astype(np.uint8))
-    done.write_text("ok\n")
-    return str(target)
-
-
-def use_subset(config, ctx: Context, train: int, test: int) -> None:
-    """Train on `train` and evaluate on `test` examples of the config's dataset (evaluated in
-    batches of 256: any power-of-two device count up to 256 divides them)."""
-    config.eval_batch_size = 256
-    if config.dataset == "fashion_mnist":
-        config.data_dir = fashion_mnist_subset(ctx, train, test)
-    else:  # tfds datasets take split slices
-        config.train_split = f"{config.train_split}[:{train}]"
-        config.eval_split = f"{config.eval_split}[:{test}]"
-
-
-def for_dataset(config, ctx: Context) -> None:
-    """Point a config at the report's data directory (the dataset itself is the variant's)."""
-    if ctx.data_dir and not config.data_dir:
-        config.data_dir = ctx.data_dir
-
-
-def variant(base: str, ctx: Context) -> str:
-    """A config variant with the report's dataset appended (`resnet20` -> `resnet20,cifar10`)."""
-    return base if ctx.dataset == "fashion_mnist" else f"{base},{ctx.dataset}"
-
-
-# --- running networks, cached -------------------------------------------------------------
 
 def read_records(workdir) -> list:
     path = Path(workdir) / "metrics.jsonl"
@@ -338,8 +161,6 @@ def _default_evaluate(config, workdir, split):
     return evaluate(config, workdir, split=split)
 
 
-# --- reading curves -----------------------------------------------------------------------
-
 def curve(records, split: str, key: str = "top1_acc"):
     """(epochs, values) of the records of `split` (train: running means over each log window;
     "eval": the evaluations during training, whatever the eval split's name)."""
@@ -370,13 +191,3 @@ def seconds_to(records, epoch, examples: int) -> float | None:
         if r["epoch"] >= epoch - 1e-9:
             return total
     return None
-
-
-def fmt(value, spec=".2f", none="never") -> str:
-    return none if value is None else format(value, spec)
-
-
-def pct(value, digits=2) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    return "diverged" if np.isinf(value) else f"{100 * value:.{digits}f}%"

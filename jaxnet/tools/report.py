@@ -1,6 +1,6 @@
-"""Every experiment of the seed's claims, run and written up: python -m jaxnet.report --out=DIR.
+"""Every experiment of the seed's claims, run and written up: python -m jaxnet report --out=DIR.
 
-    python -m jaxnet.report --out=DIR [--quick] [--dataset=fashion_mnist|cifar10]
+    python -m jaxnet report --out=DIR [--quick] [--dataset=fashion_mnist|cifar10]
         [--data_dir=DIR] [--only=KEY,KEY] [--cpu_devices=N]
 
 runs each section of SECTIONS (jaxnet/experiments/), caching every trained network in its
@@ -24,7 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
-# (key, module): each module has `run(ctx: jaxnet.experiments.common.Context) -> Section`.
+# (key, module): each module has `run(ctx: jaxnet.experiments.runs.Context) -> Section`.
 SECTIONS = [
     ("activations", "jaxnet.experiments.activations"),
     ("dropout", "jaxnet.experiments.dropout"),
@@ -44,7 +44,7 @@ VERDICT_COLOURS = {"held": "#2ca02c", "partly held": "#ff7f0e", "did not hold": 
 
 def run_sections(ctx, only=None) -> list:
     """Run SECTIONS (or those keys in `only`), each timed; a failure becomes a failed Section."""
-    from jaxnet.experiments.common import Section
+    from jaxnet.experiments.context import Section
 
     done = []
     for key, module_name in SECTIONS:
@@ -180,13 +180,14 @@ def _load() -> str:
 def build(out, quick=False, dataset="fashion_mnist", data_dir="", only=None, log=print,
           train_fn=None, evaluate_fn=None, command=None):
     """Run the report into `out`; return (sections, paths of REPORT.md and index.html)."""
-    from jaxnet.experiments.common import Context, hardware
+    from jaxnet.experiments.context import Context
+    from jaxnet.experiments.hardware import hardware
 
     ctx = Context(Path(out), quick, dataset, data_dir, log, train_fn, evaluate_fn)
     start, load_start = time.time(), _load()
     sections = run_sections(ctx, only)
     wall = time.time() - start
-    meta = {"command": command or "jaxnet.report.build(...)", "quick": quick,
+    meta = {"command": command or "jaxnet.tools.report.build(...)", "quick": quick,
             "date": datetime.datetime.now().isoformat(timespec="minutes"),
             "wall": f"{wall / 60:.1f} min", "hardware": hardware(),
             "load": f"{load_start} / {_load()}"}
@@ -194,7 +195,7 @@ def build(out, quick=False, dataset="fashion_mnist", data_dir="", only=None, log
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxnet.report", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jaxnet report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="report directory (runs are cached in it)")
     parser.add_argument("--quick", action="store_true", help="small models, subsets, few epochs")
@@ -208,8 +209,8 @@ def main(argv=None) -> int:
     import jax
     from absl import logging
 
-    from jaxnet.cli import auto_cpu_devices
     from jaxnet.mesh import usable_cores
+    from jaxnet.tools.cli import auto_cpu_devices
 
     logging.set_verbosity(logging.WARNING)
     if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
@@ -221,14 +222,10 @@ def main(argv=None) -> int:
     unknown = (only or set()) - {k for k, _ in SECTIONS}
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}")
-    command = "python -m jaxnet.report " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m jaxnet report " + " ".join(argv if argv is not None else sys.argv[1:])
     sections, (md, index) = build(args.out, args.quick, args.dataset, args.data_dir, only,
                                   command=command)
     print(f"wrote {index} and {md}")
     for s in sections:
         print(f"  {s.key}: {s.verdict} ({s.seconds:.0f} s) {s.measured}")
     return 1 if any(s.verdict == "failed" for s in sections) else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

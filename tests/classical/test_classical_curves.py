@@ -1,11 +1,11 @@
-"""The lessons-as-curves command (jaxnet.classical.curves) on a tiny synthetic problem: points,
+"""The lessons-as-curves command (jaxnet.experiments.classical_curves) on a tiny synthetic problem: points,
 table, plots, and a re-run that redoes nothing."""
 import json
 
 import numpy as np
 import pytest
 
-from jaxnet.classical import curves
+from jaxnet.experiments import classical_curves as curves
 
 RNG = np.random.default_rng(7)
 

@@ -1,4 +1,4 @@
-"""python -m jaxnet.weights import|export|verify|manifests
+"""python -m jaxnet weights import|export|verify|manifests
 
   import --model=resnet50 [--format=torchvision|timm] FILE.pth|FILE.safetensors --out=VARS.msgpack
          [--drop_aux]        torchvision state dict -> jaxnet variables (flax msgpack)
@@ -30,7 +30,7 @@ def _count(variables) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxnet.weights", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jaxnet weights", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="torchvision state dict -> jaxnet variables")
@@ -107,7 +107,7 @@ def workdir_config(model_name: str, variables, transform_input=None):
     """The config.json of an imported network: ImageNet data settings (jaxnet.config.
     imagenet_config) with the model and the classes of its classifier; googlenet_bn with
     torchvision's transform_input (on unless asked otherwise) and aux heads only if imported."""
-    from jaxnet.config import imagenet_config
+    from jaxnet.presets import imagenet_config
     from jaxnet.weights.torchvision import variables_num_classes
 
     config = imagenet_config()
@@ -162,7 +162,3 @@ def _export_workdir(args) -> int:
     print(f"exported {args.workdir} step {step} -> {args.out} ({len(state_dict)} tensors,"
           f" torchvision {weights.TORCHVISION_NAMES[name]} layout)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

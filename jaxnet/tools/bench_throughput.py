@@ -1,9 +1,9 @@
 """The accelerator benchmark: training throughput of the real jitted train step on whatever
 devices are present (GPU, TPU or CPU), and PyTorch's on the CPU for comparison.
 
-    python -m jaxnet.bench                      # ResNet-50, 256 images per device, bf16 + fp32
-    python -m jaxnet.bench --model=resnet50,resnet18 --param_sharding=replicated,fsdp
-    python -m jaxnet.bench --model=resnet50 --batch=16 --dtype=float32 --input=synthetic --torch
+    python -m jaxnet bench                      # ResNet-50, 256 images per device, bf16 + fp32
+    python -m jaxnet bench --model=resnet50,resnet18 --param_sharding=replicated,fsdp
+    python -m jaxnet bench --model=resnet50 --batch=16 --dtype=float32 --input=synthetic --torch
 
 For every (model, dtype, param_sharding, input) it reports: compile time (lowering + XLA), the
 first step, the steady-state step time (median over --repeats windows of --steps steps) and
@@ -39,8 +39,8 @@ from absl import app, flags, logging
 from jaxnet.config import base_config
 from jaxnet.data.pipeline import train_loader
 from jaxnet.data.sources import create_source
-from jaxnet.models.flops import forward_macs
 from jaxnet.mesh import batch_sharded, create_mesh, replicated, shard_batch
+from jaxnet.models.flops import forward_macs
 from jaxnet.training.sharding import shardings_of
 from jaxnet.training.state import build_training
 from jaxnet.training.steps import make_train_step
@@ -106,8 +106,8 @@ def bench_config(model: str, dtype: str, sharding: str, batch: int):
 def jpeg_source(config, distinct: int = 32):
     """config.synthetic_examples generated ILSVRC-like JPEGs (`distinct` different ones, repeated)
     as an encoded source: ImageNet's decode + train-transform path without ImageNet."""
-    from jaxnet.data.bench import RepeatedJpegs, imagenet_like_jpeg
     from jaxnet.data.sources import encoded_source
+    from jaxnet.tools.bench_data import RepeatedJpegs, imagenet_like_jpeg
 
     rng = np.random.default_rng(0)
     images = [imagenet_like_jpeg(rng) for _ in range(distinct)]
@@ -357,7 +357,3 @@ def compare_torch(config, records) -> None:
     if ours:
         print(f"ratio jaxnet / PyTorch ({config.dtype}): {ours[0]['images_per_sec'] / torch_ips:.2f}x",
               flush=True)
-
-
-if __name__ == "__main__":
-    app.run(main)

@@ -1,6 +1,6 @@
 """The transfer study: how much does a network pretrained on other classes help, and how?
 
-    python -m jaxnet.transfer.study --out=DIR [--quick]
+    python -m jaxnet transfer_study --out=DIR [--quick]
 
 1. Pretrain configs/fashion_mnist_0to4.py's ResNet-10 on Fashion-MNIST classes 0-4 (T-shirt/top,
    Trouser, Pullover, Dress, Coat).
@@ -19,11 +19,9 @@ DIR/study.md (tables), DIR/study.json and the PNG plots, and prints the tables. 
 minutes on a quiet 2-core CPU; --quick (a smaller pretraining, 10 and 100 labels per class, two
 layers, clustering of 2,000 images) takes a few minutes.
 """
-import argparse
 import contextlib
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -231,7 +229,7 @@ def study(out, quick: bool = False, log=print) -> dict:
         results[name] = run_point(name, config, out, log)
     text = tables(results, points, quick)
     seconds = time.time() - start
-    text += (f"\nCommand: `python -m jaxnet.transfer.study --out={out}{' --quick' if quick else ''}`;"
+    text += (f"\nCommand: `python -m jaxnet transfer_study --out={out}{' --quick' if quick else ''}`;"
              f" this invocation took {seconds / 60:.1f} min, the points' own times add up to"
              f" {sum(r.get('seconds', 0) for r in results.values()) / 60:.1f} min.\n")
     (out / "study.md").write_text(text)
@@ -240,40 +238,3 @@ def study(out, quick: bool = False, log=print) -> dict:
     log("\n" + text)
     log("plots: " + ", ".join(files))
     return results
-
-
-def _cpu_devices() -> None:
-    """Two CPU devices on a 2-core machine (as train.py's --cpu_devices=-1): every batch size of
-    the study is even. Skipped when XLA_FLAGS already sets a count."""
-    import os
-
-    import jax
-
-    from jaxnet.mesh import usable_cores
-
-    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        jax.config.update("jax_num_cpu_devices", 2 if usable_cores() >= 2 else 1)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxnet.transfer.study", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output directory (points are cached there)")
-    parser.add_argument("--quick", action="store_true", help="a few minutes: fewer, smaller points")
-    args = parser.parse_args(argv)
-    from absl import logging
-
-    from jaxnet import JaxnetError
-
-    logging.set_verbosity(logging.WARNING)
-    _cpu_devices()
-    try:
-        study(args.out, args.quick, log=lambda m: print(m, flush=True))
-    except JaxnetError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

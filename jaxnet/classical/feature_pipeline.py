@@ -53,29 +53,6 @@ _CHOICES = {"assign": bow.ASSIGNMENTS, "normalize": bow.NORMALIZATIONS, "method"
             "pooling": coding.POOLINGS}
 _DEFAULT_DESCRIPTOR = {"bow": "sift", "coding": "hog"}
 
-# The issue-17 Fashion-MNIST recipes (configs/svm_sift_bow.py, configs/svm_nec2010.py, the bench).
-# Copy before use (jaxnet.config.classical_features). The first attempt: dense SIFT (2, 3, 4 px
-# bins, every 2 px; PCA 64) -> soft assignment to the 5 nearest of 512 k-means words -> pyramid
-# 1x1 + 2x2 + 3x1 histograms -> chi2 map: 12,288 dims.
-_PYRAMID = ((1, 1), (2, 2), (3, 1))
-SIFT_BOW_FEATURES = {
-    "bow": {"descriptor": "sift", "bin_sizes": (2, 3, 4), "step": 2, "pca_dim": 64, "words": 512,
-            "assign": "soft", "neighbours": 5, "sigma": 1.0, "pyramid": _PYRAMID},
-    "kernel_map": {"order": 1, "period": 0.5},
-}
-# NEC 2010's coding step: dense HOG blocks (cells of 3 and 4 px: 100 x 36-d) and LBP histograms of
-# 8 px windows every 2 px (121 x 59-d, PCA 32), each super-vector coded on 32 k-means words and
-# average-pooled over the pyramid 1x1 + 2x2 + 3x1 (9,472 + 8,448 dims), beside the global HOG + LBP
-# vectors of svm_hog_lbp (2,240 dims): 20,160 dims.
-NEC2010_FEATURES = {
-    "hog": {"cell": 4, "block": 2, "soft": True, "spatial": "bilinear"},
-    "lbp": {"cell": 7},
-    "coding": [{"descriptor": "hog", "cells": (3, 4), "method": "super_vector", "words": 32, "pyramid": _PYRAMID},
-               {"descriptor": "lbp", "windows": (8,), "step": 2, "pca_dim": 32, "method": "super_vector",
-                "words": 32, "pyramid": _PYRAMID}],
-}
-
-
 def _as_dict(c) -> dict:
     return dict(c.to_dict() if hasattr(c, "to_dict") else c)
 

@@ -1,19 +1,19 @@
 """Benchmark of the classical pipelines on Fashion-MNIST, against scikit-image + scikit-learn
-on the same machine, data and features, in one run (the targets of issue 5).
+on the same machine, data and features, in one run.
 
-    python -m jaxnet.classical.bench [--data-dir DIR] [--ftol F] [--skip-fisher] [--new-only]
+    python -m jaxnet bench_classical [--data-dir DIR] [--ftol F] [--skip-fisher] [--coding-only]
                                      [--images N] [--out results.json]
 
 Steps: (1) scikit-image HOG (4x4-pixel cells, 2x2 blocks, 9 bins, L2-Hys) on all 70k images
 and scikit-learn LinearSVC (C=1) on it; (2) jaxnet's full-batch SVM on the *same* features and
 the same objective (squared hinge, lam = 1 / (C n)); (3) the jaxnet HOG + LBP features and the
 hinge-loss SVM, full-batch and averaged SGD; (4) HOG + LBP through the chi-squared kernel map
-plus dense-SIFT Fisher vectors; (5) feature extraction of the issue-17 pipelines against the same
+plus dense-SIFT Fisher vectors; (5) feature extraction of bag of words and NEC 2010 coding against the same
 recipe written with scikit-image + scikit-learn + numpy on the same images: bag of words
-(`pipeline.SIFT_BOW_FEATURES`; scikit-image has no dense SIFT, so its dense gradient descriptor,
+(`recipes.SIFT_BOW_FEATURES`; scikit-image has no dense SIFT, so its dense gradient descriptor,
 DAISY, at the same three scales stands in) and the NEC 2010 coding step
-(the coding blocks of `pipeline.NEC2010_FEATURES`: scikit-image HOG blocks and LBP window
-histograms, PCA, nearest words by scikit-learn, super-vector pooling in numpy). `--new-only` runs step (5) alone,
+(the coding blocks of `recipes.NEC2010_FEATURES`: scikit-image HOG blocks and LBP window
+histograms, PCA, nearest words by scikit-learn, super-vector pooling in numpy). `--coding-only` runs step (5) alone,
 `--images N` sets how many images it times (default 10,000). Needs scikit-image and
 scikit-learn (test extras).
 """
@@ -26,16 +26,8 @@ import time
 import jax
 import numpy as np
 
-from jaxnet.classical import pipeline, sgd, svm
-from jaxnet.config import HOG_LBP_FEATURES, KERNEL_FISHER_FEATURES
+from jaxnet.classical import feature_pipeline, recipes, sgd, svm
 from jaxnet.data import sources
-
-
-def load_fashion_mnist(data_dir: str = ""):
-    """(train images [60000, 28, 28, 1] uint8, train labels, test images, test labels), found
-    the way the CNN configs find them (jaxnet.data.sources)."""
-    train, test = (sources.load_fashion_mnist(split, data_dir) for split in ("train", "test"))
-    return train.images, train.labels, test.images, test.labels
 
 
 def _timed(fn, *args, **kw):
@@ -58,15 +50,15 @@ def _squared_hinge_objective(w, b, x, y, lam):
 
 def _extract(images, config, state=None):
     """Features of all images, timed after a warm-up call that compiles the jitted code."""
-    pipeline.extract_features(images[:1024], config, state)
-    return _timed(pipeline.extract_features, images, config, state)
+    feature_pipeline.extract_features(images[:1024], config, state)
+    return _timed(feature_pipeline.extract_features, images, config, state)
 
 
 def run(data_dir: str, skip_fisher: bool, ftol: float = 3e-4) -> dict:
     from skimage.feature import hog as sk_hog
     from sklearn.svm import LinearSVC
 
-    xtr, ytr, xte, yte = load_fashion_mnist(data_dir)
+    xtr, ytr, xte, yte = sources.fashion_mnist_arrays(data_dir)
     images = np.concatenate([xtr, xte])
     n_img, n = len(images), len(ytr)
     r = {"devices": [str(d) for d in jax.devices()], "cpu_count": os.cpu_count()}
@@ -96,7 +88,7 @@ def run(data_dir: str, skip_fisher: bool, ftol: float = 3e-4) -> dict:
            ftol=ftol)
 
     # (3) the jaxnet HOG + LBP pipeline with the hinge loss
-    feats, t = _extract(images, HOG_LBP_FEATURES)
+    feats, t = _extract(images, recipes.HOG_LBP_FEATURES)
     report("jaxnet_hog_lbp_features", images_per_sec=n_img / t, seconds=t, dim=feats.shape[1],
            speedup_vs_skimage=(n_img / t) / r["skimage_hog"]["images_per_sec"])
     f_tr, f_te = feats[:n], feats[n:]
@@ -112,9 +104,9 @@ def run(data_dir: str, skip_fisher: bool, ftol: float = 3e-4) -> dict:
 
     # (4) kernel map + Fisher vectors
     if not skip_fisher:
-        state, t_fit = _timed(pipeline.fit_features, xtr, KERNEL_FISHER_FEATURES,
+        state, t_fit = _timed(feature_pipeline.fit_features, xtr, recipes.KERNEL_FISHER_FEATURES,
                               key=jax.random.PRNGKey(0))
-        feats, t = _extract(images, KERNEL_FISHER_FEATURES, state)
+        feats, t = _extract(images, recipes.KERNEL_FISHER_FEATURES, state)
         f_tr, f_te = feats[:n], feats[n:]
         del feats
         (params, info), t_svm = _timed(svm.fit_svm, f_tr, ytr, lam=3e-4, loss="squared_hinge", tol=1e-2, ftol=1e-3,
@@ -125,7 +117,7 @@ def run(data_dir: str, skip_fisher: bool, ftol: float = 3e-4) -> dict:
     return r
 
 
-# ---- (5) the issue-17 pipelines against scikit-image + scikit-learn -----------------------
+# ---- (5) bag of words and coding against scikit-image + scikit-learn -----------------------
 
 def _nearest(desc, words, k):
     """(indices [n, k], squared distances [n, k]) of the k nearest words (scikit-learn)."""
@@ -216,7 +208,8 @@ class SkimageNec:
 
     @staticmethod
     def descriptors(image, opts):
-        from skimage.feature import hog as sk_hog, local_binary_pattern
+        from skimage.feature import hog as sk_hog
+        from skimage.feature import local_binary_pattern
 
         im = image[..., 0].astype(np.float32) / 255.0
         h, w = im.shape
@@ -282,29 +275,29 @@ def _block_list(entries):
 
 
 def nec_box_recipe() -> dict:
-    """The coding blocks of pipeline.NEC2010_FEATURES (its global HOG + LBP blocks are step (3)'s)
+    """The coding blocks of recipes.NEC2010_FEATURES (its global HOG + LBP blocks are step (3)'s)
     with box-voted HOG blocks (scikit-image's), for the like-for-like timing."""
-    recipe = {"coding": copy.deepcopy(pipeline.NEC2010_FEATURES["coding"])}
+    recipe = {"coding": copy.deepcopy(recipes.NEC2010_FEATURES["coding"])}
     for block in _block_list(recipe["coding"]):
         if block["descriptor"] == "hog":
             block.update(soft=False, spatial="box")
     return recipe
 
 
-def run_new(data_dir: str, count: int = 10_000, report=None) -> dict:
+def run_bow_and_coding(data_dir: str, count: int = 10_000, report=None) -> dict:
     """Step (5): images/s of the bag-of-words and NEC 2010 feature extraction, jaxnet vs
     scikit-image + scikit-learn + numpy, on the same `count` Fashion-MNIST train images (the
     fits and a warm-up call are not timed)."""
-    xtr, _, _, _ = load_fashion_mnist(data_dir)
+    xtr, _, _, _ = sources.fashion_mnist_arrays(data_dir)
     images = xtr[:count]
     r = {}
     report = report or (lambda key, **v: print(key, json.dumps(v), flush=True))
-    bow_recipe, nec_recipe = pipeline.SIFT_BOW_FEATURES, nec_box_recipe()
+    bow_recipe, nec_recipe = recipes.SIFT_BOW_FEATURES, nec_box_recipe()
     for name, recipe in (("bow", bow_recipe), ("nec2010", nec_recipe)):
-        state = pipeline.fit_features(xtr[:5000], recipe, key=jax.random.PRNGKey(0), em_iters=10)
+        state = feature_pipeline.fit_features(xtr[:5000], recipe, key=jax.random.PRNGKey(0), em_iters=10)
         rest = len(images) % 1024  # compile for the last, shorter batch too: not timed
         if rest:
-            pipeline.extract_features(images[:rest], recipe, state)
+            feature_pipeline.extract_features(images[:rest], recipe, state)
         feats, t_jax = _extract(images, recipe, state)
         if name == "bow":
             base = SkimageBow(images, recipe_opts(recipe, "bow"), recipe["kernel_map"])
@@ -332,22 +325,19 @@ def recipe_opts(recipe, kind):
     return opts
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxnet bench_classical", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="")
     parser.add_argument("--ftol", type=float, default=3e-4,
                         help="stopping tolerance of jaxnet's solver in step (2), the LinearSVC comparison")
     parser.add_argument("--skip-fisher", action="store_true", help="skip step (4), the slowest")
-    parser.add_argument("--new-only", action="store_true", help="run only step (5), the issue-17 pipelines")
+    parser.add_argument("--coding-only", action="store_true", help="run only step (5): bag of words and coding")
     parser.add_argument("--images", type=int, default=10_000, help="images timed in step (5)")
     parser.add_argument("--out", help="also write the results as JSON here")
-    args = parser.parse_args()
-    results = {} if args.new_only else run(args.data_dir, args.skip_fisher, args.ftol)
-    results["issue17"] = run_new(args.data_dir, args.images)
+    args = parser.parse_args(argv)
+    results = {} if args.coding_only else run(args.data_dir, args.skip_fisher, args.ftol)
+    results["bow_and_coding"] = run_bow_and_coding(args.data_dir, args.images)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -2,8 +2,8 @@
 (jitted on the mesh training uses, the batch sharded, the weight gradient summed over devices) and
 in eager PyTorch (oneDNN, channels_last, the threads jaxnet uses), at the config's batch size.
 
-    python -m jaxnet.bench.conv_layers                          # configs/fashion_mnist.py
-    python -m jaxnet.bench.conv_layers --config.batch_size=128 --repeats=7
+    python -m jaxnet bench_conv_layers                          # configs/fashion_mnist.py
+    python -m jaxnet bench_conv_layers --config.batch_size=128 --repeats=7
 
 One row per distinct convolution (input shape, kernel, stride, how many the net has): the
 milliseconds per pass of each framework (median of --repeats windows of --steps passes, the two
@@ -19,10 +19,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from jaxnet import JaxnetError
-from jaxnet.cli import CONFIG, parse_flags, run_reporting_errors, start_jax
+from jaxnet.tools.cli import CONFIG, run_reporting_errors, start_jax
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "configs" / "fashion_mnist.py"
 FLAGS = flags.FLAGS
@@ -162,7 +162,7 @@ def main(argv):
     config = CONFIG.value
     start_jax(config)
     torch = run_reporting_errors(import_torch)
-    from jaxnet.experiments.common import hardware
+    from jaxnet.experiments.hardware import hardware
     from jaxnet.mesh import create_mesh, usable_cores
 
     torch.set_num_threads(usable_cores())
@@ -191,8 +191,3 @@ def main(argv):
               flush=True)
     print(f"{'all ' + str(sum(counts.values())) + ' convolutions':<44} {'':>5} {totals[0]:>8.2f}"
           f" {totals[1]:>8.2f} {totals[0] / totals[1]:>6.2f}x")
-
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=parse_flags)

@@ -1,6 +1,6 @@
 """Input-pipeline benchmark on ImageNet-like JPEGs (generated: 500x375, quality 90).
 
-    python -m jaxnet.data.bench [--images=200] [--size=500x375] [--repeats=5] [--workers=1,2] [--long=4000]
+    python -m jaxnet bench_data [--images=200] [--size=500x375] [--repeats=5] [--workers=1,2] [--long=4000]
 
 Prints, per CPU core (images per CPU-second of the decoding process, so other load on the
 machine counts little): a plain Pillow loop (decode, torchvision-style RandomResizedCrop, flip),
@@ -174,7 +174,7 @@ def long_iteration(jpegs, workers: int, batch: int, images: int):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m jaxnet.data.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jaxnet bench_data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200, help="distinct generated JPEGs")
     parser.add_argument("--size", default="500x375", help="generated image size, WIDTHxHEIGHT")
@@ -224,7 +224,3 @@ def main(argv=None):
         first, peak, last, rate = long_iteration(jpegs, workers, args.batch, args.long)
         print(f"\nmemory over {args.long} images ({workers} workers, {rate:.0f} images/sec):"
               f" resident {first:.0f} MiB after warm-up, peak {peak:.0f} MiB, {last:.0f} MiB at the end")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """The ILSVRC-2011 lessons as measured curves on Fashion-MNIST: "the larger the feature vectors,
 the better" and "the more training data, the better", for Fisher vectors and bag of words.
 
-    python -m jaxnet.classical.curves [--out DIR] [--quick] [--data-dir DIR] [--dim-train N] [--test N]
+    python -m jaxnet classical_curves [--out DIR] [--quick] [--data-dir DIR] [--dim-train N] [--test N]
 
 Four curves, one point = fit the encoder (PCA + GMM or PCA + k-means codebook) on the point's
 train images, extract train and test features, fit the linear SVM, score the test images:
@@ -24,7 +24,6 @@ with) and a re-run with the same settings redoes nothing; then DIR/curves.json, 
 (accuracy against feature dimension) and DIR/data.png (accuracy against training-set size) are
 rewritten from the points. `report_section(DIR)` returns the Markdown for a report.
 """
-import argparse
 import hashlib
 import json
 import time
@@ -33,7 +32,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxnet.classical import pipeline, sharding, svm
+from jaxnet.classical import feature_pipeline, sharding, svm
+from jaxnet.data.sources import fashion_mnist_arrays
 
 PYRAMID = ((1, 1), (2, 2))  # 5 regions: keeps the largest points within memory
 
@@ -104,7 +104,7 @@ def _train_features(images, recipe, state, batch_size):
     """Train features written batch by batch into the SVM's device array (no host copy)."""
     buf = None
     for i in range(0, len(images), batch_size):
-        f = pipeline.extract_features(images[i : i + batch_size], recipe, state, batch_size=batch_size)
+        f = feature_pipeline.extract_features(images[i : i + batch_size], recipe, state, batch_size=batch_size)
         if buf is None:
             buf = sharding.RowBuffer((len(images), f.shape[1]), None, np.float32)
         buf[i : i + len(f)] = f
@@ -116,7 +116,7 @@ def measure(method, size, xtr, ytr, xte, yte, *, encoder_images=5000, encoder_de
     """One point: encoder fit, features, SVM, test accuracy; times in seconds."""
     recipe = RECIPES[method](size)
     t0 = time.perf_counter()
-    state = pipeline.fit_features(xtr, recipe, key=jax.random.PRNGKey(0), max_images=encoder_images,
+    state = feature_pipeline.fit_features(xtr, recipe, key=jax.random.PRNGKey(0), max_images=encoder_images,
                                   max_descriptors=encoder_descriptors, em_iters=em_iters, batch_size=batch_size)
     jax.block_until_ready(state)
     t1 = time.perf_counter()
@@ -132,7 +132,7 @@ def measure(method, size, xtr, ytr, xte, yte, *, encoder_images=5000, encoder_de
     t3 = time.perf_counter()
     correct = 0
     for i in range(0, len(xte), batch_size):
-        f = pipeline.extract_features(xte[i : i + batch_size], recipe, state, batch_size=batch_size)
+        f = feature_pipeline.extract_features(xte[i : i + batch_size], recipe, state, batch_size=batch_size)
         correct += int(np.sum(np.asarray(svm.predict(params, f)) == yte[i : i + batch_size]))
     t4 = time.perf_counter()
     return {"test_acc": correct / len(yte), "feature_dim": dim, "train_examples": len(ytr),
@@ -143,11 +143,9 @@ def measure(method, size, xtr, ytr, xte, yte, *, encoder_images=5000, encoder_de
 
 def run(out, *, quick=False, data_dir="", dim_train=5000, test=5000, log=print, data=None) -> list:
     """Measure every missing point (cached in OUT/points/), then write the table, JSON and plots."""
-    from jaxnet.classical.bench import load_fashion_mnist
-
     out = Path(out)
     (out / "points").mkdir(parents=True, exist_ok=True)
-    xtr, ytr, xte, yte = data if data is not None else load_fashion_mnist(data_dir)
+    xtr, ytr, xte, yte = data if data is not None else fashion_mnist_arrays(data_dir)
     pool = min(len(ytr), 1000 if quick else len(ytr))
     pool_idx = stratified(ytr, pool, seed=1) if pool < len(ytr) else np.arange(len(ytr))
     if quick:
@@ -250,21 +248,3 @@ def report_section(out) -> str:
     results = json.loads((out / "curves.json").read_text())
     return ("## The 2011 lessons as curves\n\n![accuracy against feature dimension](dimension.png)\n"
             "![accuracy against training-set size](data.png)\n\n" + markdown_table(results))
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=None, help="output folder (default workdirs/curves, or"
-                        " workdirs/curves_quick with --quick)")
-    parser.add_argument("--quick", action="store_true", help="smaller sweeps in a few minutes")
-    parser.add_argument("--data-dir", default="")
-    parser.add_argument("--dim-train", type=int, default=5000, help="train images of the dimension sweeps")
-    parser.add_argument("--test", type=int, default=5000, help="test images of every point (stratified)")
-    args = parser.parse_args()
-    out = args.out or ("workdirs/curves_quick" if args.quick else "workdirs/curves")
-    run(out, quick=args.quick, data_dir=args.data_dir, dim_train=args.dim_train, test=args.test,
-        log=lambda s: print(s, flush=True))
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 ImageNet-shaped data (generated 500x375 JPEGs decoded once per image on the host; the views cut
 on the device), with an untrained ResNet-50 by default.
 
-    python -m jaxnet.evaluation.bench [--model=resnet50] [--images=16] [--batch=8]
+    python -m jaxnet bench_protocols [--model=resnet50] [--images=16] [--batch=8]
         [--protocols=center,ten_crop,googlenet_144,multiscale] [--repeats=3] [--min_seconds=30]
 
 Each protocol is timed on the passes after the first (which compiles): up to --repeats of them,
@@ -16,10 +16,10 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from jaxnet.cli import parse_flags, start_jax
-from jaxnet.config import imagenet_config
+from jaxnet.presets import imagenet_config
+from jaxnet.tools.cli import start_jax
 
 MODEL = flags.DEFINE_string("model", "resnet50", "Registry name of the model.")
 IMAGES = flags.DEFINE_integer("images", 16, "Generated JPEGs evaluated per pass.")
@@ -37,11 +37,16 @@ def main(argv):
     config.model.name, config.num_classes = MODEL.value, 1000
     config.image_size, config.eval_batch_size, config.num_workers = SIZE.value, BATCH.value, 0
     start_jax(config)
-    from jaxnet.data.bench import RepeatedJpegs, imagenet_like_jpeg
     from jaxnet.data.sources import encoded_source
     from jaxnet.evaluation.evaluator import Evaluator, Predictor
     from jaxnet.mesh import create_mesh, replicated
-    from jaxnet.training.state import build_model, eval_variables, init_variables, input_shape
+    from jaxnet.tools.bench_data import RepeatedJpegs, imagenet_like_jpeg
+    from jaxnet.training.state import (
+        build_model,
+        eval_variables,
+        init_variables,
+        input_shape,
+    )
     from jaxnet.training.steps import make_predict_fn
 
     mesh = create_mesh()
@@ -73,7 +78,3 @@ def main(argv):
               f"  cpu {cpu * 1000:9.1f} ms/image {cpu / base[1]:6.1f}x center"
               f" ({cpu / base[1] / views:.2f}x per view)  [{len(walls)} timed pass(es)]",
               flush=True)
-
-
-if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)

@@ -1,8 +1,8 @@
 """Minutes to a target accuracy: the quickstart recipe in jaxnet and, in the same run, its PyTorch
-twin (jaxnet.bench.torch_recipe: same net, data, augmentation, optimizer and lr at every step).
+twin (jaxnet.tools.torch_recipe: same net, data, augmentation, optimizer and lr at every step).
 
-    python -m jaxnet.bench.time_to_accuracy                 # configs/fashion_mnist.py, 3 runs each
-    python -m jaxnet.bench.time_to_accuracy --runs=1 --torch=false --config.num_epochs=2
+    python -m jaxnet bench_time_to_accuracy                 # configs/fashion_mnist.py, 3 runs each
+    python -m jaxnet bench_time_to_accuracy --runs=1 --torch=false --config.num_epochs=2
 
 Runs alternate (jaxnet, PyTorch, jaxnet, ...) so both see the same machine load, each from
 scratch with seed config.seed + run. Both evaluate the eval split every --eval_every_epochs and
@@ -18,17 +18,22 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from jaxnet import JaxnetError
-from jaxnet.cli import CONFIG, WORKDIR, parse_flags, run_reporting_errors, start_jax
+from jaxnet.tools.cli import (
+    CONFIG,
+    WORKDIR,
+    run_reporting_errors,
+    start_jax,
+)
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "configs" / "fashion_mnist.py"
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    """This command's flags, defined when it runs (not on import: jaxnet.bench.throughput has
+    """This command's flags, defined when it runs (not on import: jaxnet.tools.bench_throughput has
     flags of the same names, and a test process imports both)."""
     flags.DEFINE_integer("runs", 3, "Runs of each framework (the medians are reported).")
     flags.DEFINE_float("target", 0.93, "Target top-1 accuracy on the eval split.")
@@ -64,10 +69,10 @@ def run_jaxnet(config, workdir: Path):
 
 def run_torch(config):
     """The PyTorch twin of `config`, on the same splits and the same lr at every step."""
-    from jaxnet.bench import torch_recipe
     from jaxnet.data.sources import ArraySource, create_source
-    from jaxnet.loop.training import step_counts
+    from jaxnet.loop.train_loop import step_counts
     from jaxnet.mesh import usable_cores
+    from jaxnet.tools import torch_recipe
     from jaxnet.training.optim import create_schedule
 
     torch_recipe.check_supported(config)
@@ -96,7 +101,12 @@ def check_same_net(config, torch_net) -> None:
     """The twin must have exactly jaxnet's parameters (BatchNorm statistics aside)."""
     import jax
 
-    from jaxnet.training.state import build_model, count_params, init_variables, input_shape
+    from jaxnet.training.state import (
+        build_model,
+        count_params,
+        init_variables,
+        input_shape,
+    )
 
     shapes = jax.eval_shape(lambda: init_variables(jax.random.PRNGKey(0), build_model(config),
                                                    input_shape(config)))
@@ -116,7 +126,7 @@ def main(argv):
     del argv
     config = CONFIG.value
     start_jax(config)
-    from jaxnet.experiments.common import hardware
+    from jaxnet.experiments.hardware import hardware
 
     if FLAGS.eval_every_epochs:
         config.eval_every_epochs = FLAGS.eval_every_epochs
@@ -175,8 +185,3 @@ def summary(results, target: float) -> None:
         print(f"jaxnet / PyTorch minutes of training: {ours[2] / theirs[2]:.2f}x")
         if ours[0] and theirs[0]:
             print(f"jaxnet / PyTorch minutes to {target:.1%}: {ours[0] / theirs[0]:.2f}x")
-
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=parse_flags)
