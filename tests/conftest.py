@@ -8,11 +8,18 @@ os.environ["XLA_FLAGS"] = (
     " --xla_cpu_collective_call_terminate_timeout_seconds=3600"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The CLIs run by the tests must not fill the user's persistent compilation cache.
-os.environ.setdefault("JAXNET_COMPILATION_CACHE", "none")
+# One persistent compilation cache for the whole suite, apart from the user's: both pytest
+# workers and every train.py / eval.py the tests start reuse each other's compiled programs, and
+# a second run of the suite compiles little. JAXNET_TEST_CACHE=none turns it off.
+TEST_CACHE = os.environ.get("JAXNET_TEST_CACHE", os.path.expanduser("~/.cache/jaxnet/xla-tests"))
+os.environ["JAXNET_COMPILATION_CACHE"] = TEST_CACHE
 
 import jax  # noqa: E402  (must come after the flags above)
 import pytest  # noqa: E402
+
+from jaxnet.distributed import compilation_cache_dir, enable_compilation_cache  # noqa: E402
+
+enable_compilation_cache(compilation_cache_dir(), min_compile_secs=0.2)
 
 
 @pytest.fixture(scope="session")

@@ -116,15 +116,7 @@ def configure_cpu_devices(config) -> None:
     xla_flags = os.environ.get("XLA_FLAGS", "")
     if "collective_call_terminate_timeout" not in xla_flags:
         os.environ["XLA_FLAGS"] = f"{xla_flags} {CPU_COLLECTIVE_TIMEOUT}".strip()
-    if "xla_force_host_platform_device_count" in xla_flags:  # tests, benches
-        return
-    count = CPU_DEVICES.value
-    if count < 0:
-        count = auto_cpu_devices(usable_cores(), config.batch_size, config.eval_batch_size)
-    if count > 0:
-        import jax
-
-        jax.config.update("jax_num_cpu_devices", count)
+    use_cpu_cores(config.batch_size, config.eval_batch_size, count=CPU_DEVICES.value)
 
 
 def start_jax(config) -> None:
@@ -142,6 +134,19 @@ def auto_cpu_devices(cores: int, *batch_sizes: int) -> int:
     """The most devices, at most `cores` (and 8), that divide every batch size."""
     divides = math.gcd(*batch_sizes)
     return max(n for n in range(1, min(cores, 8) + 1) if divides % n == 0)
+
+
+def use_cpu_cores(*batch_sizes: int, count: int = -1) -> None:
+    """Before JAX starts: split the host CPU into `count` JAX devices (-1: as many as usable
+    cores, at most 8, dividing every batch size), unless XLA_FLAGS already sets a device count
+    (tests, benches). Only the CPU backend is affected."""
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    count = count if count >= 0 else auto_cpu_devices(usable_cores(), *batch_sizes)
+    if count > 0:
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", count)
 
 
 def workdir_or_default() -> Path:

@@ -3,23 +3,9 @@ import math
 import sys
 from pathlib import Path
 
-import jax
-
 from jaxnet import JaxnetError
+from jaxnet.tools.cli import use_cpu_cores
 from jaxnet.transfer.extract import POOLS, check_layers, extract_split, feature_shapes
-
-
-def _cpu_devices(batch_size: int) -> None:
-    """Split the host CPU into as many JAX devices as cores (<= 8) that divide the batch (before
-    JAX starts, unless XLA_FLAGS fixes the count): the extraction's batches shard over them."""
-    import os
-
-    from jaxnet.mesh import usable_cores
-
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-        return
-    count = max(n for n in range(1, min(usable_cores(), 8) + 1) if batch_size % n == 0)
-    jax.config.update("jax_num_cpu_devices", count)
 
 
 def main(argv=None) -> int:
@@ -43,15 +29,19 @@ def main(argv=None) -> int:
     out = flags.DEFINE_string("out", None, "Output directory.", flag_values=fv)
     list_layers = flags.DEFINE_bool("list_layers", False, "Print the layer names and shapes.",
                                     flag_values=fv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help", "--helpfull") for a in args):
+        print(f"{__doc__}\n\n{fv.get_help()}")
+        return 0
     try:
-        fv(["python -m jaxnet extract"] + list(sys.argv[1:] if argv is None else argv))
+        fv(["python -m jaxnet extract"] + args)
         if not workdir.value:
             raise JaxnetError("--workdir is required (a trained or imported workdir)")
         from jaxnet.loop.workdir import load_config
 
         config = config_flag.value if config_flag.value is not None else load_config(workdir.value)
         batch_size = batch.value or config.eval_batch_size
-        _cpu_devices(batch_size)
+        use_cpu_cores(batch_size)
         source = load_source(workdir.value, step.value, config)
         if list_layers.value:
             for name, shape in feature_shapes(source, "none").items():  # spatial shapes

@@ -9,7 +9,7 @@ retrains only that run), and writes DIR/index.html (static, works offline, figur
 and DIR/REPORT.md: a main table of the seed's claims against what was measured, then per claim
 its numbers, figures, the commands that give them and the hardware they ran on. `--quick` (small
 models, data subsets, few epochs) is sized to finish in under 45 minutes on a quiet 2-core CPU
-(31.5 measured: README); without it the experiments are sized for one GPU. A section that fails
+(31.5 measured: docs/results.md); without it the experiments are sized for one GPU. A section that fails
 is shown with its error and the others still run.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ SECTIONS = [
     ("classical_lessons", "jaxnet.experiments.classical_lessons"),
     ("evaluation_grid", "jaxnet.experiments.evaluation_grid"),
     ("transfer", "jaxnet.experiments.transfer"),
+    ("labelling", "jaxnet.experiments.labelling"),
 ]
 
 VERDICT_COLOURS = {"held": "#2ca02c", "partly held": "#ff7f0e", "did not hold": "#d62728",
@@ -206,18 +207,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu_devices", type=int, default=-1,
                         help="JAX CPU devices (-1: one per usable core, at most 8, dividing 128)")
     args = parser.parse_args(argv)
-    import jax
     from absl import logging
 
-    from jaxnet.mesh import usable_cores
-    from jaxnet.tools.cli import auto_cpu_devices
+    from jaxnet.tools.cli import use_cpu_cores
 
     logging.set_verbosity(logging.WARNING)
-    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        count = args.cpu_devices if args.cpu_devices >= 0 else auto_cpu_devices(
-            usable_cores(), 128, 500, 1000)
-        if count > 0:
-            jax.config.update("jax_num_cpu_devices", count)  # before JAX starts; CPU only
+    use_cpu_cores(128, 500, 1000, count=args.cpu_devices)
     only = {k for k in args.only.split(",") if k} or None
     unknown = (only or set()) - {k for k, _ in SECTIONS}
     if unknown:

@@ -4,19 +4,7 @@ import sys
 
 from jaxnet.experiments import transfer_study
 from jaxnet.experiments.transfer_study import study
-
-
-def _cpu_devices() -> None:
-    """Two CPU devices on a 2-core machine (as train.py's --cpu_devices=-1): every batch size of
-    the study is even. Skipped when XLA_FLAGS already sets a count."""
-    import os
-
-    import jax
-
-    from jaxnet.mesh import usable_cores
-
-    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        jax.config.update("jax_num_cpu_devices", 2 if usable_cores() >= 2 else 1)
+from jaxnet.tools.cli import use_cpu_cores
 
 
 def main(argv=None) -> int:
@@ -30,7 +18,7 @@ def main(argv=None) -> int:
     from jaxnet import JaxnetError
 
     logging.set_verbosity(logging.WARNING)
-    _cpu_devices()
+    use_cpu_cores(2)  # every batch size of the study is even
     try:
         study(args.out, args.quick, log=lambda m: print(m, flush=True))
     except JaxnetError as e:
