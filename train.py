@@ -24,7 +24,9 @@ def main(argv):
         CONFIG.value, workdir_or_default(), allow_config_change=ALLOW_CONFIG_CHANGE.value))
     if jax.process_index() == 0:  # one summary line per job, not per host
         print(f"final {CONFIG.value.eval_split}: top-1 {metrics['top1_acc']:.4f}, "
-              f"top-5 {metrics['top5_acc']:.4f}, loss {metrics['loss']:.4f}")
+              f"top-5 {metrics['top5_acc']:.4f}, loss {metrics['loss']:.4f}"
+              + "".join(f", {k} {metrics[k]:.4f}" for k in ("loc_err", "loc_err_top5", "mean_iou",
+                                                             "miou", "pixel_acc") if k in metrics))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ lighting (alpha ~ N(0, 0.1)); paper init N(0, 0.01), biases 1 in conv2/4/5 and f
 
 Run:      python train.py --config=configs/alexnet.py --workdir=workdirs/alexnet
 Evaluate: python eval.py --config=configs/alexnet.py --workdir=workdirs/alexnet
-Needs ILSVRC-2012 prepared once (README, "ImageNet and other image datasets"). Try it on random
+Needs ILSVRC-2012 prepared once (docs/imagenet.md). Try it on random
 data first: --config.dataset=synthetic --config.num_epochs=0.01
 Expected (not yet measured here): about 42% top-1 / 19-20% top-5 validation error from this
 single centre crop; the paper's 40.7% / 18.2% average 10 crops. The plateau rule watches the

@@ -14,6 +14,9 @@ fewer steps (paper: dropout roughly doubles the iterations needed to converge). 
 """
 from jaxnet.presets import cifar10_config, fashion_mnist_config
 
+VARIANTS = ("on", "off")  # the variant's first part; OPTIONS may follow it after a comma
+OPTIONS = ("cifar10",)
+
 
 def get_config(variant="on"):
     parts = (variant or "on").split(",")
@@ -21,7 +24,7 @@ def get_config(variant="on"):
         raise ValueError(f"variant must be on or off, got {parts[0]!r}")
     c = cifar10_config() if "cifar10" in parts else fashion_mnist_config()
     c.model.name = "alexnet"
-    c.model.init_scheme = "he"  # the paper's N(0, 0.01) does not learn at 67 px (MODELS_NOTES.md)
+    c.model.init_scheme = "he"  # the paper's N(0, 0.01) does not learn at 67 px (docs/models.md)
     c.model.dropout_rate = 0.5 if parts[0] == "on" else 0.0
     c.device_resize = 67
     c.base_lr = 0.01

@@ -23,9 +23,8 @@ config). The training loop's own evaluations, which drive the plateau rule, use 
 Run:      python train.py --config=configs/alexnet_fashion_mnist.py --cpu_devices=1
 Evaluate: python eval.py --config=configs/alexnet_fashion_mnist.py --workdir=workdirs/alexnet_fashion_mnist --cpu_devices=1
 Expected: 92.06% test top-1 with the paper's 10 patches (91.86% with one view) after 30 epochs,
-lr / 10 after epochs 15 and 28; 3.1 h of training (evaluations not counted; in part on cores
-shared with the test suite) on this project's 2-core CPU, whose speed varied 2x from hour to
-hour (a step of 128 images took 549 to 1,159 ms; README, Results). On a CPU one device is faster
+lr / 10 after epochs 15 and 28; 3.1 h of training (evaluations not counted) on a 2-core CPU
+(a step of 128 images took 549 to 1,159 ms; docs/results.md). On a CPU one device is faster
 here than the automatic one per core (549 against 927 ms per step, `python -m jaxnet bench`).
 `python -m jaxnet report --quick` reports this run once it has finished.
 """

@@ -19,6 +19,7 @@ Expected: test error none > crop_flip >= erasing (crop_flip here: 93.2% top-1).
 from jaxnet.presets import cifar10_config, fashion_mnist_config, quickstart_recipe
 
 VARIANTS = ("none", "crop_flip", "lighting", "erasing")
+OPTIONS = ("cifar10",)  # may follow the variant after a comma
 
 
 def get_config(variant="crop_flip"):

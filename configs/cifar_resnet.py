@@ -17,6 +17,8 @@ layers of both kinds on 5,000 Fashion-MNIST images for a few epochs.
 from jaxnet.presets import cifar10_config, fashion_mnist_config
 
 TRAIN_EXAMPLES = {"fashion_mnist": 60_000, "cifar10": 50_000}
+VARIANTS = tuple(f"{kind}{depth}" for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110))
+OPTIONS = ("cifar10",)  # may follow the variant after a comma
 
 
 def get_config(variant="resnet20"):

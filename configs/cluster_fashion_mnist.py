@@ -8,8 +8,8 @@ First the source:  python train.py --config=configs/fashion_mnist_0to4.py --work
 Run:      python train.py --config=configs/cluster_fashion_mnist.py --workdir=workdirs/cluster_fashion_mnist
 Evaluate: python eval.py --config=configs/cluster_fashion_mnist.py --workdir=workdirs/cluster_fashion_mnist
 Expected: test NMI 0.413, ARI 0.318, purity 0.584, top-1 58.38% (measured: the transfer study's
-"cluster pre_logits" point is this config, 2 min under heavy load); raw pixels do better here
-(NMI 0.520), the best layer is stage3 (0.468). README, "Transfer".
+"cluster pre_logits" point is this config); raw pixels do better here
+(NMI 0.520), the best layer is stage3 (0.468). docs/transfer.md.
 """
 from jaxnet.transfer.recipes import cluster_config
 

@@ -4,8 +4,8 @@ Run:      python train.py --config=configs/fashion_mnist.py
 Evaluate: python eval.py --config=configs/fashion_mnist.py --workdir=workdirs/fashion_mnist
 Time it:  python -m jaxnet bench_time_to_accuracy   (3 runs, and the same recipe in PyTorch)
 Expected: about 93.7% test top-1 after 10 epochs (93.40-93.81% over seeds 0-2; 93.0% first reached
-after 6.3-7.4 minutes), in about 8 minutes of training on a 2-core x86 CPU (README, Results, "Time
-to accuracy"; on a VM running 1.5x slower, as one did earlier the same day, about 12 minutes).
+after 6.3-7.4 minutes), in about 8 minutes of training on a 2-core x86 CPU (docs/results.md;
+about 12 minutes on a CPU that trains 1.5x slower).
 The same recipe in eager PyTorch trains 1.5x faster there (XLA's CPU convolutions are slower:
 python -m jaxnet bench_conv_layers) and reaches the same accuracy.
 

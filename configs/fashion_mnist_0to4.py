@@ -5,8 +5,7 @@ images), to be reused on classes 5-9 by configs/{probe,finetune,cluster}_fashion
 Run:      python train.py --config=configs/fashion_mnist_0to4.py --workdir=workdirs/fashion_mnist_0to4
 Evaluate: python eval.py --config=configs/fashion_mnist_0to4.py --workdir=workdirs/fashion_mnist_0to4
 Expected: 92.60% test top-1 on the 5,000 test images of classes 0-4 (measured: the transfer
-study's pretraining run, which is this config; 936 steps, 23 min on 2 cores shared with other jobs
-at load ~15, a few minutes on a quiet machine at the quickstart's pace; README, "Transfer").
+study's pretraining run, which is this config; 936 steps; docs/transfer.md).
 """
 from jaxnet.transfer.recipes import source_config
 

@@ -4,7 +4,7 @@ erasing, 60 epochs. Meant for a GPU: on a 2-core CPU it takes most of a day.
 Run:      python train.py --config=configs/fashion_mnist_long.py
 Evaluate: python eval.py --config=configs/fashion_mnist_long.py --workdir=workdirs/fashion_mnist_long
 Expected: >= 95.0% test top-1, the target (published: ResNet-18 94.9%, WRN-28-10 with random
-erasing 96.3%). Not yet measured: see README, Results.
+erasing 96.3%). Not yet measured (docs/results.md).
 """
 from jaxnet.presets import fashion_mnist_config
 

@@ -7,8 +7,8 @@ First the source:  python train.py --config=configs/fashion_mnist_0to4.py --work
 Run:      python train.py --config=configs/finetune_fashion_mnist.py --workdir=workdirs/finetune_fashion_mnist
 Evaluate: python eval.py --config=configs/finetune_fashion_mnist.py --workdir=workdirs/finetune_fashion_mnist
 Expected: 95.88% test top-1 on the 5,000 test images of classes 5-9 (measured: the transfer
-study's "fine-tune all layers, all labels" point is this config; 12 min on 2 cores at load ~15).
-Head only: 87.62%. README, "Transfer".
+study's "fine-tune all layers, all labels" point is this config).
+Head only: 87.62%. docs/transfer.md.
 """
 from jaxnet.transfer.recipes import finetune_config
 

@@ -2,7 +2,7 @@
 `python -m jaxnet weights import --workdir=DIR`, or any trained workdir.
 
 Evaluate: python eval.py --config=configs/from_workdir.py:DIR --workdir=DIR [--config.data_dir=DATA]
-Expected: whatever DIR's network reaches (README "Transfer": torchvision's ImageNet weights give
+Expected: whatever DIR's network reaches (docs/transfer.md: torchvision's ImageNet weights give
 their published top-1: ResNet-50 76.13, AlexNet 56.52, GoogLeNet 69.78, centre crop).
 """
 from jaxnet.loop.workdir import load_config

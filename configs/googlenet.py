@@ -9,7 +9,7 @@ scaled linearly to batch 256.
 
 Run:      python train.py --config=configs/googlenet.py --workdir=workdirs/googlenet
 Evaluate: python eval.py --config=configs/googlenet.py --workdir=workdirs/googlenet
-Needs ILSVRC-2012 prepared once (README, "ImageNet and other image datasets"). Try it on random
+Needs ILSVRC-2012 prepared once (docs/imagenet.md). Try it on random
 data first: --config.dataset=synthetic --config.num_epochs=0.01
 Expected (not yet measured here): about 10-11% top-5 validation error from one centre crop (paper
 Table 3: 10.07% for one model and one crop; 7.89% with 144 crops). The slow x0.96 decay was made

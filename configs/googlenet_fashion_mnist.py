@@ -9,7 +9,7 @@ interval is cut from 8 epochs to a quarter epoch to fit 4 epochs on a 2-core CPU
 Run:      python train.py --config=configs/googlenet_fashion_mnist.py
 Evaluate: python eval.py --config=configs/googlenet_fashion_mnist.py --workdir=workdirs/googlenet_fashion_mnist
 Expected: about 88.3% test top-1 in 21 minutes on a 2-core CPU (measured: 88.34%, 99.81% top-5,
-20 min 47 s for the whole command; README, Results).
+20 min 47 s for the whole command; docs/results.md).
 """
 from jaxnet.presets import fashion_mnist_config
 

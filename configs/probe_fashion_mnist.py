@@ -8,8 +8,8 @@ Evaluate: python eval.py --config=configs/probe_fashion_mnist.py --workdir=workd
 Other layers: --config.transfer.layer=stage2 (python -m jaxnet extract
 --workdir=workdirs/fashion_mnist_0to4 --list_layers); the JAX SVM: --config.transfer.probe_solver=svm.
 Expected: 94.40% test top-1 on the 5,000 test images of classes 5-9 (measured: the transfer study's
-"linear probe, pre_logits, all labels" point is this config; 79 s under heavy load). With
---config.examples_per_class=10: 81.28%. README, "Transfer".
+"linear probe, pre_logits, all labels" point is this config). With
+--config.examples_per_class=10: 81.28%. docs/transfer.md.
 """
 from jaxnet.transfer.recipes import probe_config
 

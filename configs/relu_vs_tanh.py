@@ -20,6 +20,8 @@ from jaxnet.presets import cifar10_config, fashion_mnist_config
 
 ACTIVATIONS = ("relu", "leaky_relu", "maxout", "tanh", "sigmoid")
 LEARNING_RATES = (0.003, 0.01, 0.03, 0.1, 0.3)
+VARIANTS = ACTIVATIONS  # the variant's first part; OPTIONS may follow it after commas
+OPTIONS = ("0.1", "cifar10")
 
 
 def get_config(variant="relu"):

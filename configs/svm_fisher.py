@@ -8,10 +8,8 @@ with the 60,000 x 16,592 float32 train features, 4.0 GB, written straight to the
   Evaluate: python eval.py --config=configs/svm_fisher.py --workdir=workdirs/svm_fisher
   Expected: >= 92.6% test top-1 (the published HOG + kernel-SVM result). Measured here (2-core
   CPU): 92.73% top-1, 99.77% top-5 (eval.py on the workdir: the same figures). The whole
-  command took 1 min 48 s at load average ~2 with a warm compilation cache (encoder 9.5 s,
-  features 42.6 s, SVM fit 38.3 s; the code before the memory fix: 16.7 GB, 2 min 7 s in the
-  same conditions, same figures) and 58 min when the 2 cores were shared with three other
-  agents' heavy jobs.
+  command took 1 min 48 s with a warm compilation cache (encoder 9.5 s, features 42.6 s, SVM
+  fit 38.3 s; docs/results.md).
 ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~130 GB of disk in the workdir):
   Run:      python train.py --config=configs/svm_fisher.py:imagenet --workdir=workdirs/svm_fisher_imagenet
   Evaluate: python eval.py --config=configs/svm_fisher.py:imagenet --workdir=workdirs/svm_fisher_imagenet

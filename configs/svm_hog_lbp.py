@@ -4,9 +4,8 @@ Fashion-MNIST (the default; runs on a 2-core CPU):
   Run:      python train.py --config=configs/svm_hog_lbp.py
   Evaluate: python eval.py --config=configs/svm_hog_lbp.py --workdir=workdirs/svm_hog_lbp
   Expected: >= 90.0% test top-1. Measured here (2-core CPU): 91.43% top-1, 99.72% top-5
-  (eval.py on the workdir: the same figures). The whole command took 29 s on the idle machine
-  (features 14.4 s, SVM fit 8.8 s) and 8 min when the 2 cores were shared with three other
-  agents' heavy jobs.
+  (eval.py on the workdir: the same figures). The whole command took 29 s
+  (features 14.4 s, SVM fit 8.8 s; docs/results.md).
 ImageNet (ILSVRC-2012; needs the ImageNet input pipeline and ~35 GB of disk in the workdir):
   Run:      python train.py --config=configs/svm_hog_lbp.py:imagenet --workdir=workdirs/svm_hog_lbp_imagenet
   Evaluate: python eval.py --config=configs/svm_hog_lbp.py:imagenet --workdir=workdirs/svm_hog_lbp_imagenet

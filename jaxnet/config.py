@@ -18,6 +18,7 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "network"  # a jaxnet.methods registry name: network (a CNN, trained by SGD) |
     #                       classical (features + linear SVM) | probe | finetune | cluster (c.transfer)
+    #                     | localize | segment (c.task)
     # Model: `name` is a registry name; every other key is passed to create_model as an override.
     c.model = ml_collections.ConfigDict({"name": "resnet50"})
     c.num_classes = 1000
@@ -25,8 +26,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     # Data.
     # fashion_mnist | synthetic | imagenet2012 | imagenette | cifar10 | cifar100 | tfds:NAME (any
-    # prepared tfds dataset) | folder (data_dir/SPLIT/CLASS/*.jpg); see README "ImageNet and other
-    # image datasets"
+    # prepared tfds dataset) | folder (data_dir/SPLIT/CLASS/*.jpg); see docs/imagenet.md
     c.dataset = "imagenet2012"
     c.data_dir = ""  # "" = $JAXNET_DATA_DIR, then the dataset's usual places
     c.train_split = "train"
@@ -94,6 +94,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_every_epochs = 1.0  # also evaluated at the end; 0 = only at the end
     c.checkpoint_every_steps = 1000  # also saved at the end
     c.keep_checkpoints = 3
+    # Divergence guard: stop when the mean training loss of `divergence_intervals` logging
+    # intervals in a row is above `divergence_factor` x the run's first interval's (0: off; a
+    # non-finite loss always stops).
+    c.divergence_factor = 10.0
+    c.divergence_intervals = 3
 
     # Placement of the train state on the mesh (jaxnet/training/sharding.py): replicated (every
     # device holds all of it) | fsdp (each array of >= param_sharding_min_size elements is split
@@ -105,7 +110,7 @@ def base_config() -> ml_collections.ConfigDict:
     # paper's two columns on two devices, communicating only at conv3 and the fc layers).
     c.model_parallel = 1
 
-    # The classical baseline (method = "classical"; jaxnet/classical/NOTES.md): features -> linear
+    # The classical baseline (method = "classical"; docs/classical.md): features -> linear
     # SVM. It reads images with eval_batch_size and uses batch_size as the SGD minibatch.
     c.classical = ml_collections.ConfigDict({
         # feature blocks (hog / lbp / bow / kernel_map / fisher / coding), see
@@ -129,7 +134,7 @@ def base_config() -> ml_collections.ConfigDict:
         "em_iters": 50,  # ... with at most this many EM iterations
     })
 
-    # Transfer (method = probe | finetune | cluster; jaxnet/transfer, README "Transfer"): a
+    # Transfer (method = probe | finetune | cluster; jaxnet/transfer, docs/transfer.md): a
     # trained or imported network reused on new data.
     c.transfer = ml_collections.ConfigDict({
         "source_workdir": "",  # the trained or imported network (a workdir; or a weight file
@@ -149,6 +154,28 @@ def base_config() -> ml_collections.ConfigDict:
         "clusters": 10,  # cluster: k
         "pca_dim": 50,  # cluster: PCA dimensions before k-means (0 = none)
         "restarts": 5,  # cluster: k-means++ restarts; the lowest objective wins
+    })
+
+    # Scenes (dataset = fashion_mnist_scenes; jaxnet/data/scenes.py): garments pasted on a canvas.
+    c.scenes = ml_collections.ConfigDict({
+        "canvas": 64,  # side in pixels (config.image_size must equal it)
+        "objects": 1,  # garments per scene (localize: 1)
+        "scale_range": (0.35, 0.75),  # a garment's side, as a fraction of the canvas
+        "clutter": 0,  # garment fragments pasted as background per scene
+        "texture": 0.35,  # background texture's brightness (0 = black)
+        "train_size": 20000,  # scenes of the train split (0 = one per train garment: 60,000)
+        "test_size": 0,  # scenes of the test split (0 = one per test garment: 10,000)
+        "crop_area": (0.5, 1.0),  # augment crop_flip: a random crop of this much of the area
+    })
+
+    # Localization and segmentation heads (method = localize | segment; jaxnet/transfer/tasks.py),
+    # on config.model's backbone; transfer.source_workdir / freeze / head_lr_mult / bn_frozen as
+    # for finetune ("" source = from scratch).
+    c.task = ml_collections.ConfigDict({
+        "box_loss_weight": 5.0,  # localize: weight of the box loss (L1 + 1 - GIoU) beside the CE
+        "mask_loss_weight": 1.0,  # segment: weight of the per-pixel CE beside the class CE
+        "seg_levels": 3,  # segment: feature maps fused (the coarsest distinct strides, FCN-style)
+        "seg_width": 64,  # segment: channels of the fused head
     })
     return c
 
@@ -176,6 +203,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             f"unknown config.transfer field(s): {', '.join(unknown)}. Valid fields are listed in"
             " jaxnet/config.py (base_config, c.transfer)."
         )
+    for section in ("scenes", "task"):
+        unknown = sorted(set(config[section].keys()) - set(base_config()[section].keys()))
+        if unknown:
+            raise JaxnetError(f"unknown config.{section} field(s): {', '.join(unknown)}. Valid"
+                              f" fields are listed in jaxnet/config.py (base_config, c.{section}).")
     classes = list(config.classes)
     if classes and (len(set(classes)) != len(classes) or min(classes) < 0
                     or len(classes) != config.num_classes):
@@ -193,6 +225,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             raise JaxnetError(f"config.{field} must be positive, got {config[field]}")
     if config.num_epochs <= 0:
         raise JaxnetError(f"config.num_epochs must be positive, got {config.num_epochs}")
+    if config.divergence_factor != 0 and config.divergence_factor <= 1:
+        raise JaxnetError(f"config.divergence_factor must be 0 (off) or above 1, got"
+                          f" {config.divergence_factor}")
+    if config.divergence_intervals < 1:
+        raise JaxnetError(f"config.divergence_intervals must be positive, got"
+                          f" {config.divergence_intervals}")
     if config.optimizer != "sgd":
         raise JaxnetError(f"config.optimizer must be sgd (with momentum / nesterov), got {config.optimizer!r}")
     if config.lr_scaling not in ("linear", "none"):

@@ -62,11 +62,14 @@ def write_ilsvrc(directory) -> dict:
     return {"train": train_path, "val": val_path, "labels": labels_path}
 
 
-def prepare_mini(directory):
-    """Write the miniature tars into `directory` and prepare them; returns (data_dir, builder)."""
+def prepare_mini(directory, boxes=False):
+    """Write the miniature tars (and, with `boxes`, the box archives: write_boxes) into
+    `directory` and prepare them; returns (data_dir, builder)."""
     from jaxnet.data.imagenet import prepare_imagenet
 
     paths = write_ilsvrc(directory)
+    if boxes:
+        write_boxes(directory)
     data_dir = directory / "data"
     builder = prepare_imagenet(directory, data_dir, classes=CLASSES,
                                validation_labels_file=paths["labels"])
@@ -90,3 +93,34 @@ def mini_config(data_dir, image_size=16):
     c.batch_size = 8
     c.eval_batch_size = 8
     return c
+
+
+def voc_xml(stem: str, wnids, boxes, size=(40, 30)) -> bytes:
+    """A PASCAL VOC annotation as ImageNet's box files write it (pixel boxes xmin ymin xmax ymax)."""
+    objects = "".join(
+        f"<object><name>{w}</name><pose>Unspecified</pose><truncated>0</truncated>"
+        f"<difficult>0</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
+        f"<ymax>{b[3]}</ymax></bndbox></object>" for w, b in zip(wnids, boxes))
+    return (f"<annotation><folder>x</folder><filename>{stem}</filename><source><database>ILSVRC_2012"
+            f"</database></source><size><width>{size[0]}</width><height>{size[1]}</height><depth>3"
+            f"</depth></size><segmented>0</segmented>{objects}</annotation>").encode()
+
+
+# train images with a box file (the others have none), and their pixel boxes
+TRAIN_BOXES = {"n01440764_0": [(4, 3, 20, 15)], "n01443537_1": [(0, 0, 40, 30), (10, 5, 30, 25)]}
+
+
+def write_boxes(directory) -> dict:
+    """ILSVRC2012_bbox_train_v2.tar.gz (WNID/WNID_N.xml) and ILSVRC2012_bbox_val_v3.tgz
+    (val/ILSVRC2012_val_N.xml, every validation image: box i of image i is (i, i, 20 + i, 25))."""
+    train = directory / "ILSVRC2012_bbox_train_v2.tar.gz"
+    with tarfile.open(train, "w:gz") as tar:
+        for stem, boxes in TRAIN_BOXES.items():
+            wnid = stem.split("_")[0]
+            add_bytes(tar, f"{wnid}/{stem}.xml", voc_xml(stem, [wnid] * len(boxes), boxes))
+    val = directory / "ILSVRC2012_bbox_val_v3.tgz"
+    with tarfile.open(val, "w:gz") as tar:
+        for i, wnid in enumerate(VAL_WNIDS):
+            stem = f"ILSVRC2012_val_{i + 1:08d}"
+            add_bytes(tar, f"val/{stem}.xml", voc_xml(stem, [wnid], [(i, i, 20 + i, 25)]))
+    return {"train_boxes": train, "val_boxes": val}

@@ -1,4 +1,4 @@
-"""Bad data says where (issue 12, finding 5): a damaged Fashion-MNIST file, a folder dataset's
+"""Bad data says where: a damaged Fashion-MNIST file, a folder dataset's
 empty or cut-short image, a prepared record that does not read or decode each give one line
 naming the file (or dataset, split and record index), also from grain's worker processes; the
 eval split is checked before training; a data_dir that does not exist is an error."""

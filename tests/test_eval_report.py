@@ -92,5 +92,8 @@ def test_marks_exported_from_the_page_rescore_through_eval_py(trained, browser, 
     # The one accepted prediction is now a hit: ReaL top-1 = top-1 + 1 / 64.
     expected = record["top1_acc"] + 1 / 64
     assert f"real_top1_acc {expected:.4f}" in out.stdout
-    saved = json.loads((workdir / "eval" / "test_step4.json").read_text())
+    written = out.stdout.split("written to ")[1].split()[0]  # its own file: the labels are keyed
+    assert written != str(workdir / "eval" / "test_step4.json")
+    saved = json.loads(Path(written).read_text())
     assert saved["real_top1_acc"] == pytest.approx(expected)
+    assert saved["options"]["labels_file"] == str(marks)

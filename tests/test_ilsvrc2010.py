@@ -10,8 +10,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from jaxnet import JaxnetError
-from jaxnet.data import ilsvrc2010, prepare
+from jaxnet.data import ilsvrc2010
 from jaxnet.data.sources import create_source
+from jaxnet.tools import prepare
 from tests import mini_ilsvrc2010 as mini
 from tests.mini_ilsvrc2010 import CLASSES, COLOURS, PER_CLASS, TEST_IDS, VAL_IDS
 

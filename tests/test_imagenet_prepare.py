@@ -9,7 +9,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from jaxnet import JaxnetError
-from jaxnet.data import imagenet, prepare
+from jaxnet.data import imagenet
+from jaxnet.tools import prepare
 from tests import mini_imagenet
 from tests.mini_imagenet import CLASSES, COLOURS, VAL_WNIDS
 

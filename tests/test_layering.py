@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # modules share its layer; each core module (jaxnet/*.py) is a node of the package graph.
 LAYERS = {
     "jaxnet": 0, "jaxnet.config": 0, "jaxnet.presets": 0, "jaxnet.mesh": 0, "jaxnet.compat": 0,
-    "jaxnet.distributed": 0, "jaxnet.console": 0,
+    "jaxnet.distributed": 0, "jaxnet.console": 0, "jaxnet.files": 0,
     "jaxnet.data": 1, "jaxnet.models": 1,
     "jaxnet.training": 2, "jaxnet.classical": 2, "jaxnet.weights": 2,
     "jaxnet.evaluation": 3,

@@ -1,4 +1,4 @@
-"""Preparation mistakes and interruptions (issue 12, finding 9): another --classes into a prepared
+"""Preparation mistakes and interruptions: another --classes into a prepared
 data_dir is refused, a killed run's incomplete.* directory is removed by the next run (one line),
 a second concurrent preparation is refused, an unknown wnid in --classes and a wrong
 --validation_labels file are one-line errors that name them."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxnet.data import prepare
+from jaxnet.tools import prepare
 from tests import mini_imagenet
 from tests.mini_imagenet import CLASSES
 

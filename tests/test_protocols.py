@@ -169,9 +169,10 @@ def trained(tmp_path_factory):
 def test_eval_files_name_protocol_views_and_models(trained):
     config, a, b = trained
     record = evaluate(config, a, protocol="ten_crop", ensemble=[str(b)])
-    path = a / "eval" / "test_ten_crop_ensemble2_step4.json"
-    assert record["path"] == str(path)
+    path = a / "eval" / f"test_ten_crop_ensemble2_{record['key']}_step4.json"  # keyed by its members
+    assert record["path"] == str(path) and len(record["key"]) == 8
     saved = json.loads(path.read_text())
+    assert saved["options"] == {"members": [{"workdir": str(b), "step": 4}]}
     assert saved["protocol"] == "ten_crop" and saved["num_views"] == 10
     assert saved["models"] == [{"workdir": str(a), "step": 4}, {"workdir": str(b), "step": 4}]
     assert saved["num_examples"] == 64 and saved["seconds"] > 0
@@ -188,7 +189,7 @@ def test_eval_cli_takes_protocol_and_ensemble(trained):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "googlenet_144, 48 view(s), 2 models" in out.stdout
-    assert (a / "eval" / "test_googlenet_144_ensemble2_step4.json").exists()
+    assert len(list((a / "eval").glob("test_googlenet_144_ensemble2_*_step4.json"))) == 1
     bad = subprocess.run([sys.executable, "eval.py", "--config=tests/tiny_config.py", f"--workdir={a}",
                           "--protocol=twelve_crop"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "unknown evaluation protocol 'twelve_crop'" in bad.stderr
@@ -211,9 +212,11 @@ def test_grid_is_the_seeds_table_3_layout(trained, tmp_path):
     assert len(table.splitlines()) == 6
     # The ensemble rows (softmax of each model's pass averaged on the host) are what the
     # evaluator's own ensemble gives, and their eval files are written as eval.py writes them.
-    pair = json.loads((a / "eval" / "test_ten_crop_ensemble2_step4.json").read_text())
+    (pair_path,) = (a / "eval").glob("test_ten_crop_ensemble2_*_step4.json")  # keyed by members
+    pair = json.loads(pair_path.read_text())
     assert pair["models"] == [{"workdir": str(a), "step": 4}, {"workdir": str(b), "step": 4}]
     on_device = evaluate(get_config(), a, protocol="ten_crop", ensemble=[str(b)], report=False)
+    assert on_device["path"] == str(pair_path)  # the same evaluation: the same file
     assert rows[3]["top5_err"] == on_device["top5_err"] and rows[3]["top1_err"] == on_device["top1_err"]
     assert rows[3]["loss"] == pytest.approx(on_device["loss"], rel=1e-5)
     assert rows[3]["seconds"] == pair["seconds"] > rows[1]["seconds"]  # the two models' passes

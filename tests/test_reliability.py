@@ -32,8 +32,12 @@ def test_damaged_latest_checkpoint_falls_back_and_is_moved_aside(tmp_path, capsy
     assert record["step"] == 4
     err = capsys.readouterr().err
     assert "warning: the checkpoint at step 8 is damaged" in err and "using step 4" in err
+    assert "left in place" in err and not (tmp_path / "checkpoints_damaged").exists()  # eval: read only
+    config.num_epochs = 3.0
+    train(config, tmp_path)  # training resumes from step 4 and moves step 8 aside
+    assert "moved to" in capsys.readouterr().err
     assert (tmp_path / "checkpoints_damaged" / "8").is_dir()  # moved aside, not deleted
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["4"]
+    assert {"8", "12"} <= {p.name for p in (tmp_path / "checkpoints").iterdir()}  # 8 trained again
 
 
 def test_training_resumes_from_the_newest_intact_checkpoint_with_exact_logs(tmp_path, capsys):

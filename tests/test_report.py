@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxnet import report
+from jaxnet.tools import report
 from jaxnet.experiments import context, plots, runs
 from jaxnet.experiments.context import Section
 

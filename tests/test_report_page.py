@@ -191,3 +191,88 @@ def test_page_marks_export_and_rescore(tmp_path, browser):
     assert result == {"real_top1_acc": pytest.approx(8 / 9), "real_num_examples": 9}
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe
+
+
+def _wait_for(path, seconds=15):
+    deadline = time.time() + seconds
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert path.exists(), list(path.parent.iterdir())
+    time.sleep(0.2)  # the download is renamed into place once complete
+    return json.loads(path.read_text())
+
+
+def test_second_round_starts_from_the_labels_file_and_names_its_annotator(tmp_path, browser):
+    """A page written for an evaluation that used --labels_file shows those lists; its export
+    is their union with the new marks (the first round's corrections stay), under a name."""
+    from selenium.webdriver.common.by import By
+
+    first_round = [[0], [1], [0], [3], [0], [1, 3], [2], [3, 2, 0], [], [1]]
+    rng = np.random.default_rng(2)
+    mistakes = [{"index": i, "label": label, "top5": top, "top5_probs": [0.6, 0.2, 0.15, 0.05],
+                 "image": rng.integers(0, 256, (28, 28), np.uint8)} for i, label, top in MISTAKES]
+    page = write_report_page(tmp_path / "round2.html", title="round two", metrics={"top1_acc": 0.6},
+                             class_names=NAMES, split_labels=first_round, mistakes=mistakes)
+    browser.set_window_size(800, 600)  # headless Chromium's default window
+    browser.get(f"file://{page}")
+    find = browser.find_element
+    card = lambda i: find(By.ID, f"card-{i}")
+    assert find(By.ID, "fromfile").is_displayed()
+    assert "labels file: cat" in card(2).text and "exports as [0]" in card(2).text
+    assert "labels file: owl, fox, cat" in card(7).text
+    assert "labels file: excluded" in card(8).text and "exports as []" in card(8).text
+    # Plain clicks, with no scrolling of our own: WebDriver scrolls each control into view, and
+    # the export bar must not intercept any of them.
+    card(5).find_element(By.CSS_SELECTOR, 'input[data-kind="several"]').click()
+    card(5).find_element(By.CSS_SELECTOR, 'li[data-class="0"]').click()
+    assert "exports as [1,3,0]" in card(5).text  # the first round's [1, 3] plus cat
+    card(7).find_element(By.CSS_SELECTOR, 'input[data-kind="acceptable"]').click()
+    assert "exports as [3,2,0]" in card(7).text  # the prediction (cat) was already there
+    card(8).find_element(By.CSS_SELECTOR, 'input[data-kind="wrong"]').click()
+    assert "exports as [2]" in card(8).text  # an excluded example gets a label again
+    find(By.ID, "annotator").send_keys("Ada L.")
+    find(By.ID, "export").click()
+    exported = _wait_for(browser.downloads / "marks-ada-l.json")
+    assert exported["annotator"] == "Ada L." and exported["title"] == "round two"
+    assert exported["reviewed"] == [2, 5, 7, 8]  # the examples the page showed
+    assert exported["labels"] == [[0], [1], [0], [3], [0], [1, 3, 0], [2], [3, 2, 0], [2], [1]]
+    path = browser.downloads / "marks-ada-l.json"
+    assert load_label_lists(path, num_examples=10, num_classes=4) == exported["labels"]
+    # The name is remembered for the next report opened in this browser.
+    browser.refresh()
+    assert find(By.ID, "annotator").get_attribute("value") == "Ada L."
+
+
+def test_every_control_is_reachable_at_common_window_sizes(tmp_path, browser):
+    """Scrolled into view as WebDriver does (block end, and start), the element found at the
+    centre of each control is the control itself: nothing (the export bar) lies over it."""
+    page = _write_page(tmp_path)
+    for width, height in [(800, 600), (1280, 720), (1920, 1080), (1024, 768), (375, 667)]:
+        browser.set_window_size(width, height)
+        browser.get(f"file://{page}")
+        browser.execute_script("localStorage.clear()")  # each size starts with no marks
+        browser.refresh()
+        _check_controls(browser)
+
+
+def _check_controls(browser):
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, '#card-7 input[data-kind="several"]').click()
+    controls = browser.find_elements(
+        By.CSS_SELECTOR, ".card input, .card li.pred, .card button, #bar input, #bar button")
+    assert len(controls) == 4 * 5 + 4 * 4 + 2 + 3  # radios, predictions, add + input, bar
+    covered = browser.execute_script("""
+      const bad = [];
+      for (const c of arguments[0]) for (const block of ["end", "start", "nearest"]) {
+        c.scrollIntoView({block: block});
+        const r = c.getBoundingClientRect();
+        const hit = document.elementFromPoint(r.left + Math.min(r.width / 2, 8), r.top + r.height / 2);
+        if (!hit || !(c === hit || c.contains(hit))) bad.push(block + ": " + c.outerHTML.slice(0, 60) + " under " + (hit ? hit.outerHTML.slice(0, 40) : "nothing"));
+      }
+      return bad;""", controls)
+    assert not covered, covered
+    first = browser.find_element(By.CSS_SELECTOR, ".card")
+    browser.execute_script("document.getElementById('main').scrollTop = 0")
+    first.find_element(By.CSS_SELECTOR, 'input[data-kind="wrong"]').click()  # no interception
+    assert "exports as [1]" in first.text

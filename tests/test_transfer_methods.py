@@ -12,11 +12,11 @@ from jaxnet import JaxnetError
 from jaxnet.config import validate_config
 from jaxnet.data.sources import ArraySource, create_source
 from jaxnet.methods import cluster, evaluate, finetune, train
+from jaxnet.tools.extract import main as extract_main
 from jaxnet.training.optim import create_schedule
 from jaxnet.training.state import build_model, init_variables
 from jaxnet.transfer import clustering
 from jaxnet.transfer.extract import image_features
-from jaxnet.transfer.extract import main as extract_main
 from jaxnet.transfer.source import load_source, read_workdir_variables, write_workdir
 from tests.tiny_config import get_config
 
@@ -81,7 +81,7 @@ def test_svm_probe_and_bad_layer_names(source, tmp_path):
 
 def test_extraction_command_streams_features_and_labels(source, tmp_path, capsys):
     out = tmp_path / "features"
-    assert extract_main(["x", f"--workdir={source}", "--layer=stage2", f"--out={out}", "--split=test",
+    assert extract_main([f"--workdir={source}", "--layer=stage2", f"--out={out}", "--split=test",
                          "--batch_size=24"]) == 0
     feats = np.load(out / "test_stage2.npy", mmap_mode="r")
     labels = np.load(out / "test_labels.npy")
@@ -93,10 +93,10 @@ def test_extraction_command_streams_features_and_labels(source, tmp_path, capsys
     np.testing.assert_allclose(feats, direct, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(labels, data.labels)
     capsys.readouterr()
-    assert extract_main(["x", f"--workdir={source}", "--list_layers"]) == 0
+    assert extract_main([f"--workdir={source}", "--list_layers"]) == 0
     listed = capsys.readouterr().out.split()
     assert listed[:2] == ["stem", "8x8x4"] and "pre_logits" in listed
-    assert extract_main(["x", f"--workdir={source}", "--layer=conv9", f"--out={out}"]) == 1
+    assert extract_main([f"--workdir={source}", "--layer=conv9", f"--out={out}"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown layer 'conv9'" in err and "stage1" in err
 

@@ -2,7 +2,7 @@
 statistics, PCA + GMM Fisher vectors, k-means codebooks, bags of visual words, super-vector and
 locality-constrained coding, spatial pyramids, kernel maps) and a multiclass linear
 SVM with a full-batch and an averaged-SGD solver. Everything is functional; fitted state is
-plain pytrees of arrays. See NOTES.md in this folder for results and the config API.
+plain pytrees of arrays. Guide, config API and results: docs/classical.md.
 
 The HOG and LBP functions live in their modules (jaxnet.classical.hog.hog, .lbp.lbp); they
 are not re-exported here because their names are those of the modules."""

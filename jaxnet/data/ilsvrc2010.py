@@ -29,6 +29,7 @@ import tensorflow_datasets as tfds
 from tqdm import tqdm
 
 from jaxnet import JaxnetError
+from jaxnet.data.completeness import complete
 from jaxnet.data.imagenet import open_tar, preparing, tar_errors, to_rgb_jpeg
 
 NAME = "ilsvrc2010"
@@ -254,12 +255,18 @@ class Ilsvrc2010(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         val = labelled(val_names, self.devkit.val_truth, self.devkit.val_truth_name, manual / VAL_TAR)
         test = labelled(test_names, self.test_truth, self.test_truth_name, manual / TEST_TAR)
         counts = self.devkit.train_counts
-        return {
-            "train": self._generate_examples(iter_train(manual / TRAIN_TAR, self.devkit.label_of),
-                                             "train", sum(counts) if counts else None),
-            "validation": self._generate_examples(iter_flat(manual / VAL_TAR, val), "validation",
-                                                  len(val)),
-            "test": self._generate_examples(iter_flat(manual / TEST_TAR, test), "test", len(test)),
+        total = sum(counts) if counts else None  # meta.mat's count of each class's images
+        classes = {label: wnid for wnid, label in self.devkit.label_of.items()}
+        return {  # each split counted as it streams by (jaxnet.data.completeness)
+            "train": self._generate_examples(complete(iter_train(manual / TRAIN_TAR, self.devkit.label_of),
+                                                      manual / TRAIN_TAR, "train", total, classes),
+                                             "train", total),
+            "validation": self._generate_examples(complete(iter_flat(manual / VAL_TAR, val), manual / VAL_TAR,
+                                                           "validation", len(val), names=set(val)),
+                                                  "validation", len(val)),
+            "test": self._generate_examples(complete(iter_flat(manual / TEST_TAR, test), manual / TEST_TAR,
+                                                     "test", len(test), names=set(test)),
+                                            "test", len(test)),
         }
 
     def _generate_examples(self, images, split, total=None):

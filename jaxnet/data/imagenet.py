@@ -14,11 +14,14 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 import tensorflow_datasets as tfds
 from tqdm import tqdm
 
 from jaxnet import JaxnetError
+from jaxnet.data.completeness import complete
+from jaxnet.data.imagenet_boxes import box_files, encode_boxes, read_box_archive
 
 TRAIN_TAR = "ILSVRC2012_img_train.tar"
 VAL_TAR = "ILSVRC2012_img_val.tar"
@@ -126,7 +129,10 @@ class Imagenet2012(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """tfds's `imagenet2012` (v5.1.0: image JPEG, label, file_name), generated TensorFlow-free.
 
     `classes` (default: the 1000 of labels.txt) and `validation_labels_file` may be replaced, so
-    tests can build a miniature ImageNet with the same code path.
+    tests can build a miniature ImageNet with the same code path. With `manual_dir` holding the
+    box archives (jaxnet.data.imagenet_boxes), every example also carries `boxes` [K, 4]
+    (normalised ymin, xmin, ymax, xmax) and `box_labels` [K]; a train image without a box file
+    has K = 0.
     """
 
     name = "imagenet2012"
@@ -134,8 +140,14 @@ class Imagenet2012(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"manual_dir must hold {TRAIN_TAR} and {VAL_TAR}."
     url_infos = {}  # nothing to download (tfds would look for a checksums file beside this module)
 
-    def __init__(self, *, classes=None, validation_labels_file=VALIDATION_LABELS_FILE, **kwargs):
+    def __init__(self, *, classes=None, validation_labels_file=VALIDATION_LABELS_FILE,
+                 manual_dir=None, train_images=None, **kwargs):
         self.classes = list(classes) if classes is not None else imagenet_classes()
+        # the train images to expect (None: TRAIN_IMAGES for all 1000 classes; of a subset, only
+        # that each class has its archive is known)
+        self.train_images = (train_images if train_images is not None else
+                             TRAIN_IMAGES if self.classes == imagenet_classes() else None)
+        self.box_files = box_files(manual_dir) if manual_dir else {}
         if self.classes != sorted(self.classes):
             raise JaxnetError("ImageNet classes must be sorted WordNet ids (tfds labels.txt order)")
         self.validation_labels_file = validation_labels_file
@@ -151,6 +163,9 @@ class Imagenet2012(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 "image": tfds.features.Image(encoding_format="jpeg"),
                 "label": tfds.features.ClassLabel(names=self.classes),
                 "file_name": tfds.features.Text(),
+                **({"boxes": tfds.features.Tensor(shape=(None, 4), dtype=np.float32),
+                    "box_labels": tfds.features.Tensor(shape=(None,), dtype=np.int64)}
+                   if self.box_files else {}),
             }),
             supervised_keys=("image", "label"),
             homepage="https://image-net.org/",
@@ -167,22 +182,30 @@ class Imagenet2012(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         labels = validation_labels(tar_names(val), self.validation_labels_file)
         wanted = set(self.classes)
         labels = {name: wnid for name, wnid in labels.items() if wnid in wanted}
-        train_total = TRAIN_IMAGES if self.classes == imagenet_classes() else None
+        train_images = complete(iter_train(train, self.classes), train, "train", self.train_images,
+                                {c: c for c in self.classes})
+        val_images = complete(iter_validation(val, labels), val, "validation", len(labels),
+                              names=set(labels))
         return {
-            "train": self._generate_examples(iter_train(train, self.classes), "train", train_total),
-            "validation": self._generate_examples(iter_validation(val, labels), "validation",
-                                                  len(labels)),
+            "train": self._generate_examples(train_images, "train", self.train_images),
+            "validation": self._generate_examples(val_images, "validation", len(labels)),
         }
 
     def _generate_examples(self, images, split, total=None):
         """Examples of one split, with a progress bar (count, rate, ETA when `total` is known)."""
+        boxes, index = None, {w: i for i, w in enumerate(self.classes)}
+        if self.box_files:
+            boxes = (read_box_archive(self.box_files[split]) if split in self.box_files else {})
         progress = tqdm(images, desc=f"imagenet2012 {split}", total=total, unit=" images",
                         mininterval=2.0, smoothing=0.05)
         for name, data, wnid in progress:
             data, fixed = to_rgb_jpeg(data)
             if fixed:
                 self.fixed.append(name)
-            yield name, {"image": data, "label": wnid, "file_name": name}
+            example = {"image": data, "label": wnid, "file_name": name}
+            if boxes is not None:
+                example.update(encode_boxes(boxes.get(Path(name).stem, []), index))
+            yield name, example
 
 
 def check_wnids(classes) -> None:
@@ -244,14 +267,17 @@ def preparing(builder):
 
 
 def prepare_imagenet(manual_dir, data_dir="", classes=None,
-                     validation_labels_file=VALIDATION_LABELS_FILE):
+                     validation_labels_file=VALIDATION_LABELS_FILE, train_images=None):
     """Convert the two ILSVRC-2012 tars in `manual_dir` into tfds ArrayRecord files under
     `data_dir` (default: $JAXNET_DATA_DIR, then tfds's ~/tensorflow_datasets).
 
     tfds writes into a temporary `incomplete.*` directory and renames it only when every split is
     done, so an interrupted run leaves no half dataset: run the same command again (it removes
     what a killed run left). The class subset is recorded as the label feature's names; a
-    dataset already prepared there with other classes is refused. Returns the builder (its
+    dataset already prepared there with other classes is refused. What is read is counted: a
+    missing class archive, validation image or a train count other than `train_images` (None:
+    1,281,167 for all classes, unchecked for a subset) stops it, naming what is missing, and
+    nothing is prepared. Returns the builder (its
     `data_dir` is where the dataset is, `fixed` the re-encoded images).
     """
     if classes is not None:
@@ -259,7 +285,8 @@ def prepare_imagenet(manual_dir, data_dir="", classes=None,
     data_dir = data_dir or os.environ.get("JAXNET_DATA_DIR") or None
     tfds.disable_progress_bar()  # its bars give no ETA here (no split sizes known): ours do
     builder = Imagenet2012(data_dir=data_dir, file_format="array_record", classes=classes,
-                           validation_labels_file=validation_labels_file)
+                           validation_labels_file=validation_labels_file, manual_dir=manual_dir,
+                           train_images=train_images)
     check_prepared_classes(builder)
     config = tfds.download.DownloadConfig(manual_dir=str(manual_dir))
     with preparing(builder):

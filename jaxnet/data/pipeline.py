@@ -117,7 +117,13 @@ def train_loader(source, config, process_index: int = 0, process_count: int = 1)
     if in_memory:  # a batch of shuffled indices, gathered at once (not example by example)
         dataset = dataset.map(GatherRows(source))
     small_image_augment = not encoded or config.train_transform == "resize"
-    if (small_image_augment and config.augment != "none") or config.random_erasing:
+    if hasattr(source, "boxes"):  # scenes: boxes and masks move with the pixels
+        from jaxnet.data.scenes import SceneAugment
+
+        if config.augment != "none":
+            dataset = dataset.random_map(SceneAugment(config.augment, config.scenes.crop_area,
+                                                      process_index, process_count), seed=config.seed)
+    elif (small_image_augment and config.augment != "none") or config.random_erasing:
         augment = AugmentBatch(config.augment if small_image_augment else "none",
                                config.crop_padding, config.random_erasing,
                                process_index, process_count)
@@ -133,7 +139,7 @@ class GatherRows(grain.transforms.Map):
         self.source = source
 
     def map(self, indices):
-        return {"image": self.source.images[indices], "label": self.source.labels[indices]}
+        return self.source.rows(indices)
 
 
 def train_transform(config) -> TrainTransform:
@@ -201,8 +207,7 @@ def eval_batches(source, global_batch: int, process_index: int = 0, process_coun
         indices = positions[b * local:(b + 1) * local]
         if in_memory:  # whole arrays at once, as views
             rows = slice(indices.start, indices.stop, indices.step)
-            yield pad_arrays({"image": source.images[rows], "label": source.labels[rows]}, local,
-                             indices)
+            yield pad_arrays(source.rows(rows), local, indices)
         else:
             yield pad_batch([source[i] for i in indices], local, source[0], indices)
 
@@ -212,11 +217,15 @@ def pad_arrays(batch, size: int, indices=()):
     marks the real ones, `index` their positions in the split (`indices`; 0 for padding)."""
     n = len(batch["label"])
     padding = [(0, size - n)]
+    extra = {k: np.pad(v, padding + [(0, 0)] * (v.ndim - 1),  # scenes' boxes and masks
+                       constant_values=-1 if k == "box_labels" else 0)
+             for k, v in batch.items() if k not in ("image", "label")}
     return {
         "image": np.pad(batch["image"], padding + [(0, 0)] * (batch["image"].ndim - 1)),
         "label": np.pad(batch["label"].astype(np.int32), padding),
         "mask": np.pad(np.ones(n, np.float32), padding),
         "index": np.pad(np.asarray(indices, np.int32), (0, size - len(indices))),
+        **extra,
     }
 
 
@@ -224,5 +233,8 @@ def pad_batch(rows, size: int, template, indices=()):
     """Stack `rows` (dicts with `image` and `label`; `template` gives the image shape when there
     are none) and pad them as pad_arrays does."""
     shape = (len(rows),) + np.shape(template["image"])
+    extra = {k: np.array([r[k] for r in rows]).reshape((len(rows),) + np.shape(template[k]))
+             for k in ("boxes", "box_labels", "masks") if k in template}  # boxes of ImageNet, scenes
     return pad_arrays({"image": np.array([r["image"] for r in rows], np.uint8).reshape(shape),
-                       "label": np.array([r["label"] for r in rows], np.int32)}, size, indices)
+                       "label": np.array([r["label"] for r in rows], np.int32), **extra},
+                      size, indices)

@@ -7,6 +7,9 @@
 imagenet2012 reads ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from --manual_dir (the
 licence forbids automatic download). Output: DATA_DIR/imagenet2012/5.1.0/*.array_record-*, read
 back with tfds.data_source("imagenet2012", data_dir=DATA_DIR) and by `--config.data_dir=DATA_DIR`.
+When ILSVRC2012_bbox_train_v2.tar.gz and ILSVRC2012_bbox_val_v3.tgz (the localization task's
+PASCAL VOC boxes) are in --manual_dir too, every example also carries `boxes` and `box_labels`
+(jaxnet.data.imagenet_boxes; train images without a box file have none).
 ilsvrc2010 reads ILSVRC2010_images_{train,val,test}.tar, ILSVRC2010_devkit-1.0.tar.gz and
 ILSVRC2010_test_ground_truth.txt from --manual_dir: DATA_DIR/ilsvrc2010/1.0.0 (train, validation,
 test; label = ILSVRC2010_ID - 1 from the devkit's meta.mat), read by --config.dataset=ilsvrc2010.

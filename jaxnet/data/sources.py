@@ -41,6 +41,10 @@ class ArraySource:
     def __getitem__(self, index):
         return {"image": self.images[index], "label": self.labels[index]}
 
+    def rows(self, index) -> dict:
+        """Rows `index` (an index array or slice) of every field, as arrays."""
+        return {"image": self.images[index], "label": self.labels[index]}
+
     def __repr__(self) -> str:
         return f"ArraySource({len(self)} x {self.images.shape[1:]})"
 
@@ -150,7 +154,7 @@ ILSVRC2010_HELP = (
 )
 # tfds datasets readable by their bare name; any other tfds dataset works as "tfds:NAME".
 TFDS_NAMES = ("imagenet2012", "ilsvrc2010", "imagenette", "cifar10", "cifar100")
-DATASETS = ("fashion_mnist, synthetic, imagenet2012, ilsvrc2010, imagenette, cifar10, cifar100,"
+DATASETS = ("fashion_mnist, fashion_mnist_scenes, synthetic, imagenet2012, ilsvrc2010, imagenette, cifar10, cifar100,"
             " tfds:NAME, folder")
 
 
@@ -323,8 +327,12 @@ def tfds_source(name: str, split: str, config) -> EncodedSource:
                           " (set config.train_split / config.eval_split)")
     classes = on_disk.features["label"].num_classes
     check_classes(classes, config, f"{name} in {builder.data_dir}")
-    records = tfds.data_source(name, split=split, data_dir=data_dir, download=False,
-                               decoders={"image": tfds.decode.SkipDecoding()})
+    if "boxes" in on_disk.features:  # prepared with box files: read them (as written)
+        records = tfds.builder_from_directory(builder.data_dir).as_data_source(
+            split, decoders={"image": tfds.decode.SkipDecoding()})
+    else:
+        records = tfds.data_source(name, split=split, data_dir=data_dir, download=False,
+                                   decoders={"image": tfds.decode.SkipDecoding()})
     records = LocatedRecords(records, f"{name} {split}", builder.data_dir)
     return encoded_source(records, config, f"{name}:{split}")
 
@@ -398,6 +406,8 @@ def select_examples(source, classes=(), per_class: int = 0, seed: int = 0):
     mapping = {int(c): k for k, c in enumerate(classes)}
     if isinstance(source, ArraySource):
         new = labels[index] if not mapping else np.array([mapping[int(v)] for v in labels[index]])
+        if hasattr(source, "take"):  # scenes: boxes and masks keep their own class ids
+            return source.take(index, new)
         return ArraySource(source.images[index], new)
     if isinstance(source, EncodedSource):
         records = Subset(source.records, index)
@@ -425,6 +435,10 @@ def _dataset_source(config, split: str):
         check_data_dir(config)
     if config.dataset == "fashion_mnist":
         return load_fashion_mnist(split, config.data_dir)
+    if config.dataset == "fashion_mnist_scenes":
+        from jaxnet.data.scenes import load_scenes
+
+        return load_scenes(config, split)
     if config.dataset == "synthetic":
         seed = config.seed + (0 if split == config.train_split else 1)
         return synthetic(config.synthetic_examples, config.image_size, config.channels,

@@ -17,7 +17,7 @@ decoded. JPEGs (RGB/YCbCr and greyscale) go through the C extension `jaxnet.data
 The decoded pixels are exactly a full decode's (at scale 1; tested) and the result is Pillow's
 crop + resize to within 1 grey level (float instead of fixed-point arithmetic). On 500x375
 ImageNet-like JPEGs cropped to 224 px, 2/3 of the remaining time is entropy decoding, which no
-crop can skip for the rows above it (README, "Throughput": the time per stage).
+crop can skip for the rows above it (docs/results.md, "Input pipeline": the time per stage).
 CMYK/YCCK JPEGs, other formats and an install without the extension take the Pillow path: draft
 mode for the DCT scale, decoding stopped below the box, and crop + resize in one Pillow call.
 """
@@ -31,6 +31,7 @@ import PIL.ImageEnhance
 
 from jaxnet import JaxnetError
 from jaxnet.compat import decode_top_rows, load
+from jaxnet.data.boxes import moved_boxes
 
 try:
     from jaxnet.data import _jpegcrop
@@ -282,7 +283,10 @@ class TrainTransform(grain.transforms.RandomMap):
             array = np.asarray(color_jitter(PIL.Image.fromarray(array), self.jitter, rng))
         if self.kind == "alexnet" and self.lighting:
             array = pca_lighting(array, rng.normal(0.0, self.lighting, 3))
-        return {"image": array, "label": np.int32(record["label"])}
+        out = {"image": array, "label": np.int32(record["label"])}
+        if "boxes" in record:  # ImageNet prepared with its box files: they move with the crop
+            out.update(moved_boxes(record, box, width, height, flip))
+        return out
 
 
 class EvalTransform(grain.transforms.Map):
@@ -297,5 +301,8 @@ class EvalTransform(grain.transforms.Map):
         image = open_image(record["image"])
         width, height = image.size
         box = center_box(width, height, self.size, self.resize) if self.resize else (0, 0, width, height)
-        return {"image": crop_resize(image, box, (self.size, self.size), record["image"]),
-                "label": np.int32(record["label"])}
+        out = {"image": crop_resize(image, box, (self.size, self.size), record["image"]),
+               "label": np.int32(record["label"])}
+        if "boxes" in record:  # ImageNet prepared with its box files: the boxes of the crop
+            out.update(moved_boxes(record, box, width, height))
+        return out

@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnet import JaxnetError
 from jaxnet.data.pipeline import eval_batches
-from jaxnet.evaluation import protocols
+from jaxnet.evaluation import localization, protocols
 from jaxnet.mesh import one_at_a_time, replicated, shard_batch
 from jaxnet.training.steps import cross_entropy, topk_correct
 
@@ -33,11 +34,15 @@ class Predictor:
     params: the pytree predict_fn reads, placed on the mesh;
     step: the checkpoint step these params are;
     loss_fn(scores, labels) -> per-example loss; None = softmax cross-entropy of the scores.
+    A localization or segmentation model's predict_fn returns a dict instead: `logits` (the
+    scores) and `boxes` ([B, C, 4], a box per class) and/or `masks` ([B, H, W, classes + 1]);
+    the evaluator adds their sums (jaxnet.evaluation.localization) under the centre protocol.
     """
     predict_fn: Callable
     params: Any
     step: int
     loss_fn: Callable | None = None
+    task: str = ""  # "" (classes only) | localize | segment: what predict_fn's dict holds
 
 
 def batch_sums(scores, labels, mask, num_classes: int, loss_fn=None) -> dict:
@@ -79,19 +84,23 @@ class Evaluator:
             config, fns = self.config, [p.predict_fn for p in predictors]
 
             def sums(params, batch):
+                outputs = {}
                 if single:
-                    scores = fns[0](params[0], batch["image"]).astype(jnp.float32)
+                    outputs = fns[0](params[0], batch["image"])
+                    outputs = outputs if isinstance(outputs, dict) else {"logits": outputs}
+                    scores = outputs["logits"].astype(jnp.float32)
                 else:
                     scores = protocols.averaged_log_probs(fns, params, batch["image"],
                                                           self.protocol, config.image_size)
                 labels, mask = batch["label"], batch["mask"]
                 out = batch_sums(scores, labels, mask, config.num_classes, loss_fn)
+                out.update(localization.outputs_sums(outputs, batch, labels, mask))
                 probs = jax.nn.softmax(scores)
                 for metric in self.metrics:
                     extra = (batch["index"],) if getattr(metric, "uses_index", False) else ()
                     out.update(metric.sums(probs, labels, mask, *extra))
-                rows = ({"index": batch["index"], "label": labels, "probs": probs, "mask": mask}
-                        if self.collectors else None)
+                rows = ({"index": batch["index"], "label": labels, "probs": probs, "mask": mask,
+                         **localization.outputs_rows(outputs, batch)} if self.collectors else None)
                 return out, rows
 
             self._compiled[key] = jax.jit(sums, out_shardings=replicated(self.mesh))
@@ -108,6 +117,11 @@ class Evaluator:
 
     def __call__(self, predictors) -> dict:
         predictors = [predictors] if isinstance(predictors, Predictor) else list(predictors)
+        task = next((p.task for p in predictors if p.task), "")
+        if task and (self.protocol != "center" or len(predictors) > 1):
+            raise JaxnetError(f"a {task} model is evaluated on whole images (--protocol=center) and"
+                              f" alone: {self.protocol} crops{' and ensembles' if len(predictors) > 1 else ''}"
+                              " would move its boxes and masks")
         sums_fn, totals = self._sums_fn(predictors), None
         params, blocking, pending = [p.params for p in predictors], one_at_a_time(self.mesh), []
         for local_batch in self.batches():
@@ -120,12 +134,15 @@ class Evaluator:
         for rows in jax.device_get(pending):
             for collector in self.collectors:
                 collector.update(rows["index"], rows["label"], rows["probs"], rows["mask"])
+                if "outputs" in rows and hasattr(collector, "update_outputs"):
+                    collector.update_outputs(rows["index"], rows["mask"], rows["outputs"])
         totals = {k: np.asarray(jax.device_get(v), np.float64 if np.ndim(v) == 0 else None)
                   for k, v in totals.items()}
         metrics = summarize(totals)
         if metrics["num_examples"] != len(self.source):
             raise RuntimeError(f"evaluated {metrics['num_examples']} examples, the split has"
                                f" {len(self.source)}")
+        metrics.update(localization.finalize_outputs(totals))
         for metric in self.metrics:  # their own names; the contract's above are not replaced
             for key, value in metric.finalize(totals).items():
                 metrics.setdefault(key, value)

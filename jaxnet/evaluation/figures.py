@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from jaxnet.files import atomic_path
+
 DPI = 110
 
 
@@ -23,7 +25,8 @@ def _save(fig: Figure, path) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI)
+    with atomic_path(path) as tmp:  # a later run never finds half a picture
+        fig.savefig(tmp, dpi=DPI)
     return str(path)
 
 

@@ -3,7 +3,8 @@
 File: a JSON list with one list of acceptable label indices per example, in split order (the
 order of the evaluator's `index`), e.g. `[[3], [], [7, 12], ...]`. An example with an empty list
 is left out; a hit is a top-1 prediction in the example's list. The report page's exported marks
-(`jaxnet.evaluation.report_page`) are files of this format.
+(`jaxnet.evaluation.report_page`) are files of this format, or, when the person gave a name, an
+object {"annotator": NAME, "labels": [the same list]} that this reader also accepts.
 
 `RealMetric` follows the evaluator's metric protocol with one extra argument: its
 `sums(scores, labels, mask, index)` takes `index` int32 [B], each row's position in the split,
@@ -47,6 +48,13 @@ def check_label_lists(obj, num_examples: int | None, num_classes: int,
 
 def load_label_lists(path, num_examples: int | None, num_classes: int) -> list[list[int]]:
     """Read and validate a ReaL-format file (duplicates within a list are dropped)."""
+    return load_named_label_lists(path, num_examples, num_classes)[0]
+
+
+def load_named_label_lists(path, num_examples: int | None, num_classes: int):
+    """(label lists, metadata) of a ReaL-format file (metadata {}) or of a named export
+    {"annotator": NAME, "labels": [...], "reviewed": [example indices the person saw], ...}
+    (metadata: the object without its labels; `reviewed` checked to be indices of examples)."""
     try:
         text = Path(path).read_text()
     except OSError as e:
@@ -55,7 +63,18 @@ def load_label_lists(path, num_examples: int | None, num_classes: int) -> list[l
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise JaxnetError(f"labels file {path} is not JSON ({e.msg}, line {e.lineno})") from None
-    return check_label_lists(obj, num_examples, num_classes, source=f"labels file {path}")
+    meta = {}
+    if isinstance(obj, dict) and "labels" in obj:  # a named export: {"annotator": ..., "labels": [...]}
+        meta = {k: v for k, v in obj.items() if k != "labels"}
+        obj = obj["labels"]
+    lists = check_label_lists(obj, num_examples, num_classes, source=f"labels file {path}")
+    reviewed = meta.get("reviewed")
+    if reviewed is not None and not (isinstance(reviewed, list) and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(lists)
+            for i in reviewed)):
+        raise JaxnetError(f"labels file {path}: 'reviewed' must list example indices in "
+                          f"[0, {len(lists)})")
+    return lists, meta
 
 
 def label_table(label_lists: Sequence[Sequence[int]]) -> np.ndarray:
@@ -82,7 +101,7 @@ class RealMetric:
         self.table = label_table(label_lists)
 
     @classmethod
-    def from_file(cls, path, num_examples: int, num_classes: int) -> "RealMetric":
+    def from_file(cls, path, num_examples: int, num_classes: int) -> RealMetric:
         return cls(load_label_lists(path, num_examples, num_classes))
 
     def sums(self, scores, labels, mask, index) -> dict:

@@ -30,6 +30,34 @@ GOOGLENET_SIDES = (256, 288, 320, 352)  # shorter sides, for 224 px crops
 MULTISCALE_SIDES = (224, 256, 384, 480, 640)
 
 
+# Which protocol fits which training recipe: a protocol's views should be views the training
+# augmentation produced, else the model is scored on inputs it never saw (`unseen_views`).
+#   small images (train_transform resize): center always; ten_crop after augment crop_flip
+#     (its corner crops are shifted by crop_padding, its mirrors flipped); googlenet_144 and
+#     multiscale rescale the image, which no small-image augmentation does.
+#   encoded images: inception_crop and resnet_scale train on many scales and crops: every
+#     protocol; alexnet (one scale, random crops, mirrors): center and ten_crop.
+def unseen_views(protocol: str, config, encoded: bool) -> str | None:
+    """One line saying how `protocol`'s views lie outside what `config`'s training augmentation
+    produced (its accuracy may then be lower than with center), or None when they do not."""
+    if protocol == "center":
+        return None
+    small = not encoded or config.train_transform == "resize"
+    if small:
+        trained = {"crop_flip": f"random shifts of up to {config.crop_padding} px and mirrors",
+                   "flip": "mirrors only, no shifts", "none": "no augmentation"}[config.augment]
+        if protocol == "ten_crop" and config.augment == "crop_flip" and config.crop_padding > 0:
+            return None
+        views = ({"ten_crop": f"corner crops shifted by crop_padding={config.crop_padding} px, mirrored"}
+                 .get(protocol, "the image rescaled to other sizes, mirrored"))
+    else:
+        if config.train_transform != "alexnet" or protocol == "ten_crop":
+            return None
+        trained, views = "one scale (config.train_transform=alexnet)", "other scales"
+    return (f"protocol {protocol} scores views ({views}) that this model's training never"
+            f" produced ({trained}): it may score lower than with --protocol=center")
+
+
 def check_protocol(name: str) -> None:
     if name not in PROTOCOLS:
         raise JaxnetError(f"unknown evaluation protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")

@@ -10,10 +10,19 @@ A person marks an example as one of:
 - "prediction acceptable"   -> exports the original labels + the top-1 prediction
 - "no label fits (exclude)" -> exports []  (left out of ReaL scoring)
 "Export marks" downloads `marks.json` in the ReaL format of `jaxnet.evaluation.multilabel`: one
-list per example of the split, in split order; unmarked examples keep their original labels
-(`split_labels`: an int per example, or a list if the evaluation already used a labels file).
+list per example of the split, in split order; unmarked examples keep their current labels
+(`split_labels`: an int per example, or the labels file's lists when the evaluation used one, so
+that a second round of marking starts from the first round's corrections and never drops them).
+With a name in the bar's "annotator" field the export is `marks-NAME.json`, holding
+{"annotator": NAME, "title", "exported", "reviewed": [the indices shown on the page], "labels":
+[the ReaL list]}, which `eval.py --labels_file` reads as well, and which `python -m jaxnet
+consensus` merges over several people counting only the reviewed examples as their judgements.
 `eval.py --labels_file=marks.json` then re-scores with the corrections (`real_top1_acc`). Marks
-are kept in the browser's localStorage (per report title) until exported or cleared.
+are kept in the browser's localStorage (per report title) until exported or cleared; the name is
+kept for every report.
+
+Layout: the page scrolls inside `#main` above the export bar, so the bar never covers a control
+at any window size.
 """
 from __future__ import annotations
 
@@ -29,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from jaxnet import files
 
 HIERARCHY_KEYS = {
     "hier_cost_top5": "ILSVRC-2010/11 hierarchical cost: the LCA height of truth and guess, "
@@ -124,7 +135,8 @@ def write_report_page(path, *, title: str, metrics: Mapping, class_names: Sequen
 
     metrics: the evaluation's results; scalars go to the summary table, hierarchy ones also to
       their own section. class_names: a name per class. split_labels: the label (int, or list
-      of ints) of every example of the split, in split order (the export's unmarked rows).
+      of ints: a labels file's lists) of every example of the split, in split order (the
+      export's unmarked rows and the base of the marked ones).
     mistakes: records {index, image (uint8), label, top5, top5_probs} (`MistakeCollector`).
     per_class: `PerClassMetric.finalize`'s dict. figures: caption -> PNG path (embedded as
       base64 unless embed_figures=False, then linked relative to the page).
@@ -163,6 +175,8 @@ def write_report_page(path, *, title: str, metrics: Mapping, class_names: Sequen
                       "thumb": image_data_uri(m["image"]) if m.get("image") is not None else None}
                      for m in mistakes],
         "export_name": export_name,
+        "title": title,
+        "from_labels_file": any(np.ndim(v) != 0 for v in split_labels),
         "storage_key": f"jaxnet-marks:{title}:{len(split_labels)}",
     }
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
@@ -170,7 +184,7 @@ def write_report_page(path, *, title: str, metrics: Mapping, class_names: Sequen
     page = (_PAGE.replace("%TITLE%", html.escape(title)).replace("%CREATED%", created)
             .replace("%SECTIONS%", "\n".join(sections)).replace("%DATA%", payload)
             .replace("%NUM%", str(len(data["mistakes"]))))
-    path.write_text(page, encoding="utf-8")
+    files.write_bytes(path, page.encode("utf-8"))  # whole or not at all
     return str(path)
 
 
@@ -202,9 +216,11 @@ _PAGE = r"""<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>%TITLE%</title>
 <style>
-html{scroll-padding-bottom:64px}
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;
- padding:0 16px 80px;color:#222;line-height:1.4}
+html,body{height:100%}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;line-height:1.4;
+ display:flex;flex-direction:column}
+#main{flex:1 1 auto;min-height:0;overflow:auto}
+.page{margin:0 auto;max-width:1200px;padding:0 16px 24px}
 h1{margin:18px 0 4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 .muted{color:#777;font-size:.9em}
 table{border-collapse:collapse;margin:8px 0}th,td{padding:4px 10px;border-bottom:1px solid #eee;
@@ -220,15 +236,18 @@ ol.preds{margin:4px 0;padding-left:22px}ol.preds li{margin:2px 0}
 .pred{cursor:pointer}.pred:hover .pname{text-decoration:underline}
 .bar{display:inline-block;height:8px;background:#4c72b0;margin:0 6px;vertical-align:middle}
 .chosen{font-weight:bold;color:#1a6}
-.marks label{margin-right:12px;white-space:nowrap}.extra{margin:6px 0}
+.marks label{margin-right:12px;white-space:nowrap;display:inline-block}
+@media (max-width:520px){.thumb{width:64px;height:64px}.card{gap:8px}.page{padding:0 8px 16px}}.extra{margin:6px 0}
 .chip{display:inline-block;background:#e8f0fb;border-radius:10px;padding:1px 8px;margin:2px}
 .chip button{border:none;background:none;cursor:pointer;padding:0 0 0 4px}
 .exportas{font-family:ui-monospace,monospace;font-size:.85em;color:#555}
-#bar{position:fixed;bottom:0;left:0;right:0;background:#fff;border-top:1px solid #ccc;padding:8px 16px;
- display:flex;gap:12px;align-items:center;justify-content:center}
+#bar{flex:none;background:#fff;border-top:1px solid #ccc;padding:8px 16px;
+ display:flex;flex-wrap:wrap;gap:8px 12px;align-items:center;justify-content:center}
+#bar input{width:12em}.current{color:#a50}
 button{font:inherit}
 </style></head>
 <body>
+<div id="main"><div class="page">
 <h1>%TITLE%</h1>
 <div class="muted">written %CREATED% by jaxnet</div>
 %SECTIONS%
@@ -236,10 +255,18 @@ button{font:inherit}
 <p>The %NUM% most confident top-1 mistakes. Mark an example, then <b>Export marks</b>: the file
 lists the labels of every example of the split (ReaL format; unmarked examples keep their label)
 and re-scores with <code>eval.py --labels_file=marks.json</code>. Click a prediction to choose it
-as the label (label is wrong) or to add it (several labels fit).</p>
+as the label (label is wrong) or to add it (several labels fit). Put your name in the bar below
+before exporting when several people mark the same report: each export is then
+<code>marks-NAME.json</code>, and <code>python -m jaxnet consensus marks-*.json --num_classes=K
+--out=merged.json</code> merges them.</p>
+<p id="fromfile" hidden>This evaluation used a labels file: each example starts from its list there
+(shown as <i>labels file</i>), unmarked examples keep it, and marks apply on top of it, so the
+export keeps the corrections of earlier rounds.</p>
 <datalist id="classlist"></datalist>
 <div id="mistakes"></div>
-<div id="bar"><span id="count">0 examples marked</span>
+</div></div>
+<div id="bar"><label>annotator <input id="annotator" type="text" placeholder="your name"
+ autocomplete="name"></label><span id="count">0 examples marked</span>
 <button id="export" type="button">Export marks</button>
 <button id="clear" type="button">Clear all marks</button></div>
 <script id="data" type="application/json">%DATA%</script>
@@ -322,6 +349,11 @@ function render(idx) {
   card.append(r.thumb ? el("img", {class: "thumb", src: r.thumb, alt: "example " + idx}) : el("div", {class: "thumb"}));
   const body = el("div", {class: "body"});
   body.append(el("div", {}, el("b", {}, "#" + idx), "  true label: ", el("b", {}, name(r.label))));
+  if (Array.isArray(D.base[idx])) {
+    const cur = original(idx);
+    body.append(el("div", {class: "current", "data-role": "current"}, "labels file: " +
+      (cur.length ? cur.map(name).join(", ") : "excluded (no label fits)")));
+  }
   if (D.paths) body.append(el("div", {class: "path"}, pathText(r.label)));
   const ol = el("ol", {class: "preds"});
   r.top5.forEach((c, k) => {
@@ -358,11 +390,20 @@ function render(idx) {
 }
 function exportMarks() {
   const out = D.base.map((b, i) => (String(i) in marks) ? exported(i) : (Array.isArray(b) ? b : [b]));
-  const blob = new Blob([JSON.stringify(out)], {type: "application/json"});
-  const a = el("a", {href: URL.createObjectURL(blob), download: D.export_name});
+  const who = annotator.value.trim();
+  const slug = who.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "");
+  const payload = who ? {annotator: who, title: D.title, exported: new Date().toISOString(),
+                         reviewed: D.mistakes.map(r => r.index), labels: out} : out;
+  const file = who ? D.export_name.replace(/\.json$/, "") + "-" + (slug || "annotator") + ".json" : D.export_name;
+  const blob = new Blob([JSON.stringify(payload)], {type: "application/json"});
+  const a = el("a", {href: URL.createObjectURL(blob), download: file});
   document.body.append(a); a.click(); a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
+const annotator = document.getElementById("annotator");
+try { annotator.value = localStorage.getItem("jaxnet-annotator") || ""; } catch (e) {}
+annotator.addEventListener("input", () => { try { localStorage.setItem("jaxnet-annotator", annotator.value); } catch (e) {} });
+document.getElementById("fromfile").hidden = !D.from_labels_file;
 const list = document.getElementById("classlist");
 D.names.forEach((n, i) => list.append(el("option", {value: i + " " + n})));
 const root = document.getElementById("mistakes");

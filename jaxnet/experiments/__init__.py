@@ -1,4 +1,4 @@
-"""The seed's claims as runnable experiments, one module per claim (issue 16).
+"""The seed's claims as runnable experiments, one module per claim.
 
   activations      AlexNet Fig. 1: ReLU vs tanh / sigmoid / leaky ReLU / maxout, epochs to 25%
   dropout          AlexNet: dropout in fc6/fc7, the train/test gap and steps to fixed accuracies

@@ -54,7 +54,7 @@ def bow_recipe(words: int) -> dict:
 
 
 RECIPES = {"fisher": fisher_recipe, "bow": bow_recipe}
-# the SVM of every point: squared hinge (the better loss on encoded features, NOTES.md)
+# the SVM of every point: squared hinge (the better loss on encoded features, docs/results.md)
 SVM = {"fisher": {"lam": 1e-4}, "bow": {"lam": 1e-4}}
 FULL = {"fisher_components": ("fisher", (8, 16, 32, 64, 128, 256)),
         "bow_words": ("bow", (64, 128, 256, 512, 1024, 2048, 4096)),

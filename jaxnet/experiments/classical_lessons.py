@@ -59,7 +59,7 @@ def run(ctx: Context) -> Section:
         f" squared-hinge linear SVM and scores {n_test:,} stratified test images; the dimension curves use"
         f" {by_curve.get('fisher_components', [{}])[0].get('train_examples', 0):,} train images. The"
         " verdict asks each curve's largest setting to beat its smallest by more than half a point."
-        " Details and the full-size sweep: jaxnet/classical/NOTES.md.")
+        " Details and the full-size sweep: docs/classical.md.")
     section.commands = [f"python -m jaxnet classical_curves --out {out}" + (" --quick" if ctx.quick else "")]
     section.hardware = [hardware()]
     return section

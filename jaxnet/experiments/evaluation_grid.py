@@ -25,20 +25,25 @@ def settings(quick: bool) -> dict:
     return dict(train=None, test=None, epochs=None, examples=0)
 
 
+def seed_run(ctx: Context, seed: int):
+    """(config, RunResult) of the crop + flip ResNet-10 with this seed (trained once, cached;
+    the labelling section reuses seed 0)."""
+    s = settings(ctx.quick)
+    v = variant("crop_flip", ctx)
+    config = load_config(CONFIG, v)
+    config.seed = seed
+    if s["epochs"]:
+        config.num_epochs = config.eval_every_epochs = s["epochs"]
+        config.log_every_steps = 20
+    for_dataset(config, ctx)
+    if s["train"]:
+        use_subset(config, ctx, s["train"], s["test"])
+    return config, run_network(ctx, config, "evaluation_grid", f"seed{seed}", CONFIG, v)
+
+
 def run(ctx: Context) -> Section:
     s = settings(ctx.quick)
-    runs = []
-    for seed in SEEDS:
-        v = variant("crop_flip", ctx)
-        config = load_config(CONFIG, v)
-        config.seed = seed
-        if s["epochs"]:
-            config.num_epochs = config.eval_every_epochs = s["epochs"]
-            config.log_every_steps = 20
-        for_dataset(config, ctx)
-        if s["train"]:
-            use_subset(config, ctx, s["train"], s["test"])
-        runs.append(run_network(ctx, config, "evaluation_grid", f"seed{seed}", CONFIG, v))
+    runs = [seed_run(ctx, seed)[1] for seed in SEEDS]
     workdirs = [str(r.workdir) for r in runs]
     ctx.log(f"[evaluation_grid] {len(workdirs)} models x {', '.join(PROTOCOLS)}")
     rows = grid.grid(workdirs, list(PROTOCOLS), examples=s["examples"])
@@ -66,7 +71,7 @@ def run(ctx: Context) -> Section:
         paper=PAPER, measured=measured, verdict=verdict,
         details=(f"{len(SEEDS)} ResNet-10s (the quickstart's recipe, crop + flip) differing only in"
                  f" their seed, scored on {n:,} test images; the 28 px images have each protocol's"
-                 " small-image equivalent (README, Evaluation). On Fashion-MNIST top-5 error is near"
+                 " small-image equivalent (docs/evaluation.md). On Fashion-MNIST top-5 error is near"
                  " zero, so the table's headline is top-1. Cost: forward passes per image relative"
                  " to one model and one crop."),
         table=table,

@@ -14,7 +14,7 @@ the ensemble rows average those passes' softmax outputs on the host, as the eval
 ensemble (mean over models of the mean over views), so a cell's time is the sum of its models'
 measured passes (compilation included, as in eval.py's `seconds`) and the table costs one pass
 per (model, protocol), not one per cell. Every cell's eval file is written as `eval.py` writes it
-(`WORKDIR/eval/<split>_<protocol>[_ensemble<K>]_step<N>.json`), except with `--examples=N` (the
+(`WORKDIR/eval/<split>_<protocol>[_ensemble<K>_<key>]_step<N>.json`, the key naming its members), except with `--examples=N` (the
 first N examples of the split only: a quicker, smaller table; then only the grid files). The
 host keeps every model's softmax ([examples, classes] float32 per model: 200 MB for ImageNet's
 validation set). On several processes every cell is evaluated on the device instead.
@@ -88,6 +88,7 @@ def _shared_passes(workdirs, protocols, split, examples):
     from jaxnet.config import validate_config
     from jaxnet.data.sources import create_source
     from jaxnet.evaluation.evaluator import Evaluator
+    from jaxnet.loop.eval_options import eval_options, options_key
     from jaxnet.loop.workdir import write_eval_file
     from jaxnet.mesh import check_batch_size, create_mesh
     from jaxnet.methods import ensemble_member, eval_record, get_method, restore
@@ -125,6 +126,9 @@ def _shared_passes(workdirs, protocols, split, examples):
             metrics = first if k == 1 else ensemble_metrics(total / k, collector.labels)
             record = eval_record(models[:k], split, metrics, sum(seconds[:k]), protocol,
                                  evaluator.num_views())
+            if k > 1:  # keyed by its members, as eval.py's: other ensembles never overwrite it
+                record["options"] = eval_options(config, None, members=models[1:k])
+                record["key"] = options_key(record["options"])
             if not examples and jax.process_index() == 0:
                 write_eval_file(workdirs[0], record)
             cells[k, protocol] = record

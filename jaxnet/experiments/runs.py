@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxnet import files
 from jaxnet.experiments.context import Context, train_command
 from jaxnet.experiments.hardware import cpu_model, hardware
 from jaxnet.loop.train_loop import TrainingDiverged
@@ -103,7 +104,7 @@ def run_network(ctx: Context, config, experiment: str, name: str, config_name: s
     if result_file.exists():  # keep where and when the training ran
         saved = json.loads(result_file.read_text())
         result.update(hardware=saved["hardware"], finished=saved["finished"])
-    result_file.write_text(json.dumps(result, indent=2) + "\n")
+    files.write_text(result_file, json.dumps(result, indent=2) + "\n")
     return RunResult(name, workdir, metrics, read_records(workdir), seconds, command,
                      result["hardware"], False, extra)
 
@@ -114,7 +115,7 @@ def finished_train_run(config, config_name: str, workdir) -> RunResult | None:
     change, such as eval_protocol; an evaluation at the config's last epoch), read like a cached
     report run: for recipes too long for the report to train, trained once by hand. Its
     `seconds` are the training's (the log's train_seconds: compilation in, evaluations out; a
-    resumed run restarts that clock, so the sessions' last readings are added). None otherwise."""
+    resumed run restarts that clock, so each process's last reading is added). None otherwise."""
     workdir = Path(workdir)
     if not (workdir / "config.json").is_file():
         return None
@@ -127,7 +128,7 @@ def finished_train_run(config, config_name: str, workdir) -> RunResult | None:
     seconds, previous = 0.0, 0.0
     for r in evals:
         now = r.get("train_seconds", 0.0)
-        seconds += previous if now < previous else 0.0  # a resumed session started from 0
+        seconds += previous if now < previous else 0.0  # a resumed run's clock started from 0
         previous = now
     metrics = numbers(evals[-1])
     return RunResult(workdir.name, workdir, metrics, records, seconds + previous,

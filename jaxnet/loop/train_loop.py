@@ -1,61 +1,24 @@
 """The training loop of a network: resume from the workdir's latest checkpoint, train with
 periodic logging / evaluation / checkpoints, and stop cleanly on divergence."""
 import math
-import signal
-import threading
 import time
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 
 from jaxnet import JaxnetError
 from jaxnet.data.pipeline import train_loader
 from jaxnet.evaluation.evaluator import Predictor
 from jaxnet.loop.checkpoint import abstract_like
+from jaxnet.loop.divergence import DivergenceGuard, TrainingDiverged
 from jaxnet.loop.prefetch import DevicePrefetch
+from jaxnet.loop.stop import Preempted, StopSignals
 from jaxnet.mesh import batch_sharded, check_batch_size, free_memory, one_at_a_time, replicated
 from jaxnet.training.optim import observe_plateau
 from jaxnet.training.sharding import shardings_of
 from jaxnet.training.state import (build_training, count_params, eval_variables, join_state,
                                    split_state)
 from jaxnet.training.steps import make_predict_fn, make_train_step
-
-
-class TrainingDiverged(JaxnetError):
-    """The loss became NaN or inf; nothing after the last good checkpoint was saved."""
-
-
-class Preempted(JaxnetError):
-    """SIGTERM or SIGINT: the run saved a checkpoint at the step it was on and stopped."""
-
-
-class StopSignals:
-    """Within `with StopSignals() as stop:`, SIGTERM (a preempted VM, Slurm's time limit) and
-    SIGINT (Ctrl-C) only set `stop.signal`; the loop finishes its step, saves and stops. With
-    several processes, `stop.at(step)` is JAX's preemption sync point, so every host stops at
-    the same step."""
-
-    def __init__(self):
-        self.signal, self._previous = None, {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.signal = signal.Signals(signum).name
-
-    def at(self, step: int) -> bool:
-        if jax.process_count() > 1:
-            return multihost_utils.reached_preemption_sync_point(step) or self.signal is not None
-        return self.signal is not None
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def restore_training(checkpointer, state, data_iter=None, step=None):
@@ -100,11 +63,12 @@ def step_counts(config, num_examples: int) -> tuple[int, int, int]:
     return steps_per_epoch, total_steps, eval_every
 
 
-def train_loop(config, run, build=build_training) -> Predictor:
+def train_loop(config, run, build=build_training, task_loss=None) -> Predictor:
     """Train `config` in `run.workdir` (resuming from its latest checkpoint); return the final
     model as a Predictor, or None when stopped early at run.stop_at_step (with a checkpoint).
     `build(config, steps_per_epoch, mesh) -> (model, schedule, tx, init)` makes what is trained
-    (default: jaxnet.training.state.build_training; fine-tuning starts from another network)."""
+    (default: jaxnet.training.state.build_training; fine-tuning starts from another network);
+    `task_loss` is added to the class loss (jaxnet.training.steps.make_train_step)."""
     mesh, logger, checkpointer = run.mesh, run.logger, run.checkpointer
     train_source = run.train_source
     check_batch_size(config.batch_size, mesh)
@@ -118,7 +82,7 @@ def train_loop(config, run, build=build_training) -> Predictor:
     if checkpointer.latest_step() is not None:
         start_step, state = restore_training(checkpointer, state, data_iter)
 
-    train_step = jax.jit(make_train_step(model, tx, schedule, config),
+    train_step = jax.jit(make_train_step(model, tx, schedule, config, task_loss),
                          in_shardings=(state_sharding, data_sharding),
                          out_shardings=(state_sharding, replicated(mesh)), donate_argnums=0)
     observe_eval = jax.jit(  # the plateau rule sees the eval split's top-1 error
@@ -136,7 +100,7 @@ def train_loop(config, run, build=build_training) -> Predictor:
     if start_step:
         logger.print(f"resumed from the checkpoint at step {start_step} in {checkpointer.directory}")
 
-    with DevicePrefetch(data_iter, mesh) as batches, StopSignals() as signals:
+    with DevicePrefetch(data_iter, mesh) as batches, StopSignals(mesh) as signals:
         return _steps(config, run, state, batches, train_step, observe_eval, predictor, signals,
                       start_step, total_steps, steps_per_epoch, eval_every)
 
@@ -181,6 +145,7 @@ def _steps(config, run, state, batches, train_step, observe_eval, predictor, sig
     mesh, logger, checkpointer = run.mesh, run.logger, run.checkpointer
     window, checked, timed_steps, window_start = [], 0, 0, time.time()
     last_good, blocking = start_step, one_at_a_time(mesh)
+    guard = DivergenceGuard(config.divergence_factor, config.divergence_intervals)
     started, evaluating = time.time(), 0.0  # train_seconds: compile included, evaluations not
     for step in range(start_step + 1, total_steps + 1):
         batch = next(batches)
@@ -195,7 +160,8 @@ def _steps(config, run, state, batches, train_step, observe_eval, predictor, sig
             jax.block_until_ready(metrics)
             timed_steps, window_start = 0, time.time()
         last = step == total_steps
-        stopping = step == run.stop_at_step or signals.at(step)
+        stop_reason = signals.at(step)  # the same on every process
+        stopping = step == run.stop_at_step or stop_reason is not None
         # Evaluate before checkpointing, so a checkpoint holds what this evaluation changed
         # (the plateau rule's state) and a resumed run equals an uninterrupted one.
         eval_metrics = None
@@ -210,24 +176,26 @@ def _steps(config, run, state, batches, train_step, observe_eval, predictor, sig
             evaluating += eval_seconds
         saving = step % config.checkpoint_every_steps == 0 or eval_metrics or last or stopping
         if step % config.log_every_steps == 0 or saving:
+            checkpointer.check()  # a failed save (full disk) stops the run here, in one line
             host = jax.device_get(window)
             _check_finite(host[checked:], step - len(host) + checked + 1, last_good,
                           checkpointer.directory)
             checked = len(host)
             if step % config.log_every_steps == 0 or last:
                 elapsed = time.time() - window_start
+                means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
                 logger.write(step, "train", {
-                    "epoch": step / steps_per_epoch,
-                    **{k: float(np.mean([m[k] for m in host])) for k in host[0]},
+                    "epoch": step / steps_per_epoch, **means,
                     "images_per_sec": timed_steps * config.batch_size / max(elapsed, 1e-9),
                 })
+                guard.observe(step, means["loss"], last_good, checkpointer.directory)
                 window, checked, timed_steps, window_start = [], 0, 0, time.time()
             if saving:  # every evaluated step too: the best one is kept (Checkpointer)
                 save_training(checkpointer, step, state, batches.state, eval_metrics)
                 last_good = step
-            if stopping and signals.signal:
+            if stop_reason is not None:
                 checkpointer.wait()
-                raise Preempted(f"{signals.signal}: stopped at step {step} with a checkpoint in"
+                raise Preempted(f"{stop_reason}: stopped at step {step} with a checkpoint in"
                                 f" {checkpointer.directory}; run the same command to resume")
             if stopping:
                 logger.print(f"stopped at step {step} as asked; run again to resume")

@@ -1,5 +1,5 @@
 """The workdir every method writes: config.json, checkpoints/, metrics.jsonl, tensorboard/ and
-eval/<split>_step<N>.json (see ../shared/DESIGN.md, "Workdir"); config_history.jsonl (each
+eval/<split>_step<N>.json (docs/ARCHITECTURE.md, "The workdir"); config_history.jsonl (each
 accepted config change) and `lock` (held while a run trains in it).
 
 A workdir with checkpoints resumes only with the config that wrote them: a changed field is
@@ -19,7 +19,7 @@ import ml_collections
 
 from jaxnet.config import base_config
 
-from jaxnet import JaxnetError
+from jaxnet import JaxnetError, files
 
 
 def field(tree: dict, dotted: str):
@@ -35,7 +35,7 @@ def field(tree: dict, dotted: str):
 # logs, evaluates and checkpoints, where its data is read from and how evaluation is batched.
 SAFE_FIELDS = ("num_epochs", "log_every_steps", "eval_every_epochs", "checkpoint_every_steps",
                "keep_checkpoints", "eval_batch_size", "eval_protocol", "class_tree", "data_dir",
-               "num_workers")
+               "num_workers", "divergence_factor", "divergence_intervals")
 
 
 def changed_fields(workdir, config, fields=None) -> list:
@@ -98,9 +98,9 @@ def prepare_workdir(workdir, config, identity_fields, allow_changes: bool = Fals
                      **({"changes": changes} if changes else {"created": True})}
             with open(workdir / "config_history.jsonl", "a") as f:
                 f.write(json.dumps(entry) + "\n")
-        partial = workdir / "config.json.tmp"  # then renamed: other processes never read half a file
-        partial.write_text(json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True) + "\n")
-        partial.replace(workdir / "config.json")
+        # written whole, then renamed: other processes and later runs never read half a file
+        files.write_text(workdir / "config.json",
+                         json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True) + "\n")
     return workdir
 
 
@@ -149,21 +149,27 @@ def load_config(workdir) -> ml_collections.ConfigDict:
     return config
 
 
-def eval_file(workdir, split: str, step: int, protocol: str = "center", models: int = 1) -> Path:
-    """WORKDIR/eval/<split>[_<protocol>][_ensemble<K>]_step<N>.json (centre crop, one model:
-    <split>_step<N>.json)."""
+def eval_file(workdir, split: str, step: int, protocol: str = "center", models: int = 1,
+              key: str = "") -> Path:
+    """WORKDIR/eval/<split>[_<protocol>][_ensemble<K>][_<key>]_step<N>.json (centre crop, one
+    model, no options: <split>_step<N>.json); `key` names the evaluation's options
+    (jaxnet.loop.eval_options), so evaluations that differ never share a file."""
     name = split + ("" if protocol == "center" else f"_{protocol}")
     name += f"_ensemble{models}" if models > 1 else ""
+    name += f"_{key}" if key else ""
     return Path(workdir) / "eval" / f"{name}_step{int(step)}.json"
 
 
-def write_eval_file(workdir, record: dict, out=None) -> Path:
-    """The eval file of `record` (its split, step, protocol and models) in WORKDIR/eval/, or in
-    the folder `out` when given."""
+def eval_path(workdir, record: dict, out=None) -> Path:
+    """Where the eval file of `record` (its split, step, protocol, models and options key) goes:
+    WORKDIR/eval/, or the folder `out` when given."""
     path = eval_file(workdir, record["split"], record["step"], record["protocol"],
-                     len(record["models"]))
-    if out:
-        path = Path(out) / path.name
+                     len(record["models"]), record.get("key", ""))
+    return Path(out) / path.name if out else path
+
+
+def write_eval_file(workdir, record: dict, out=None) -> Path:
+    """Write the eval file of `record` (eval_path), whole or not at all."""
+    path = eval_path(workdir, record, out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    return files.write_text(path, json.dumps(record, indent=2) + "\n")

@@ -12,6 +12,7 @@ Everything else (the workdir, checkpoints, metric logs, the evaluator, eval file
 shared and lives here and in jaxnet.loop / jaxnet.evaluation.
 """
 import importlib
+import json
 import time
 from pathlib import Path
 
@@ -21,14 +22,17 @@ from jaxnet import JaxnetError
 from jaxnet.config import validate_config
 from jaxnet.data.sources import EncodedSource, check_decodable, create_source
 from jaxnet.evaluation.evaluator import Evaluator
-from jaxnet.evaluation.protocols import check_protocol
+from jaxnet.evaluation.multilabel import RealMetric
+from jaxnet.evaluation.protocols import check_protocol, unseen_views
 from jaxnet.evaluation.outputs import PER_CLASS_KEYS, Report
 from jaxnet.loop.checkpoint import Checkpointer
+from jaxnet.loop.eval_options import eval_options, options_key, read_labels_file
+from jaxnet.loop.stop import StopSignals
 from jaxnet.console import progress_bar, warn
 from jaxnet.loop.logger import MetricLogger
 from jaxnet.loop.run import Run
-from jaxnet.loop.workdir import (check_same_run, load_config, prepare_workdir, workdir_lock,
-                                 write_eval_file)
+from jaxnet.loop.workdir import (check_same_run, eval_path, load_config, prepare_workdir,
+                                 workdir_lock, write_eval_file)
 from jaxnet.mesh import check_batch_size, create_mesh
 
 METHODS = {
@@ -37,6 +41,8 @@ METHODS = {
     "probe": "jaxnet.methods.probe",  # a linear probe on a network's layer (jaxnet.transfer)
     "finetune": "jaxnet.methods.finetune",  # a network fine-tuned from another (jaxnet.transfer)
     "cluster": "jaxnet.methods.cluster",  # PCA + k-means of a layer's features (jaxnet.transfer)
+    "localize": "jaxnet.methods.localize",  # class + box heads on a backbone (jaxnet.transfer.tasks)
+    "segment": "jaxnet.methods.segment",  # an FCN mask head on a backbone (jaxnet.transfer.tasks)
 }
 
 
@@ -58,8 +64,8 @@ def _start(config):
 
 def eval_record(models, split: str, metrics: dict, seconds: float, protocol="center",
                 num_views=1) -> dict:
-    """The eval file's content (DESIGN.md "Workdir"): what was evaluated (`models`: [(workdir,
-    step)], the first one's step naming the file), how, and the metrics."""
+    """The eval file's content (docs/ARCHITECTURE.md, "The workdir"): what was evaluated
+    (`models`: [(workdir, step)], the first one's step naming the file), how, and the metrics."""
     return {"step": int(models[0][1]), "split": split, **metrics, "protocol": protocol,
             "num_views": num_views, "models": [{"workdir": str(w), "step": int(s)} for w, s in models],
             "seconds": seconds}
@@ -140,28 +146,50 @@ def evaluate(config, workdir, split=None, step=None, protocol=None, ensemble=(),
     The files go to WORKDIR/eval/, or to `out`; if they cannot be written (a read-only workdir),
     a warning says so and the record is still returned. Returns the eval file's record (+ `path`,
     None if not written, and `files` for the report's)."""
-    _, mesh = _start(config)
+    method, mesh = _start(config)
     workdir, split = Path(workdir), split or config.eval_split
     protocol = protocol or config.eval_protocol
     check_protocol(protocol)
+    whole_images = getattr(method, "PROTOCOLS", None)  # boxes and masks: no crops, no ensembles
+    if whole_images is not None and (protocol not in whole_images or ensemble):
+        raise JaxnetError(f"method {config.method} is evaluated on whole images, alone"
+                          f" (--protocol={'|'.join(whole_images)}, no --ensemble):"
+                          f" {protocol if protocol not in whole_images else 'an ensemble'} would"
+                          " move or mix its boxes and masks")
     source = create_source(config, split)
+    unseen = unseen_views(protocol, config, isinstance(source, EncodedSource))
+    if unseen:
+        warn(unseen)
+    label_lists = read_labels_file(labels_file, len(source), config.num_classes) if labels_file else None
     extras = Report(config, len(source), labels_file) if report else None
-    predictors = [restore(config, workdir, mesh, step)]
-    predictors += [ensemble_member(config, member, mesh) for member in ensemble]
-    evaluator = Evaluator(source, config, mesh, protocol, extras.metrics if extras else (),
-                          [extras] if extras else ())
-    start = time.time()
-    results = evaluator(predictors)
-    models = [(workdir, predictors[0].step)] + [(m, p.step) for m, p in zip(ensemble, predictors[1:])]
-    record = eval_record(models, split, results, time.time() - start, protocol, evaluator.num_views())
-    record["path"] = None
-    if jax.process_index() == 0:
-        try:
-            path = write_eval_file(workdir, {k: v for k, v in record.items() if k not in PER_CLASS_KEYS},
-                                   out)
-            if extras:
-                record["files"] = extras.write(record, path, source)
-            record["path"] = str(path)
-        except OSError as e:
-            warn(f"the results could not be written ({e}); --out=DIR writes them elsewhere")
+    metrics = extras.metrics if extras else ([RealMetric(label_lists)] if label_lists else [])
+    with StopSignals(raise_now=True) as stop:  # SIGTERM: nothing written, or all of it
+        predictors = [restore(config, workdir, mesh, step)]
+        predictors += [ensemble_member(config, member, mesh) for member in ensemble]
+        evaluator = Evaluator(source, config, mesh, protocol, metrics, [extras] if extras else ())
+        start = time.time()
+        results = evaluator(predictors)
+        models = [(workdir, predictors[0].step)] + [(m, p.step) for m, p in zip(ensemble, predictors[1:])]
+        record = eval_record(models, split, results, time.time() - start, protocol, evaluator.num_views())
+        trained = json.loads((workdir / "config.json").read_text()) if (workdir / "config.json").exists() else None
+        record["options"] = eval_options(config, trained, labels_file, models[1:])
+        record["key"] = options_key(record["options"])
+        record["path"] = None
+        if jax.process_index() == 0:
+            with stop.deferred():
+                _write_results(record, workdir, out, extras, source)
     return record
+
+
+def _write_results(record, workdir, out, extras, source) -> None:
+    """The eval file and, with a Report, what goes beside it (record["path"], record["files"])."""
+    try:
+        path = eval_path(workdir, record, out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if extras:  # first: a run that finds the eval file finds its figures and page too
+            record["files"] = extras.write(record, path, source)
+        write_eval_file(workdir, {k: v for k, v in record.items()
+                                  if k not in PER_CLASS_KEYS and k != "files"}, out)
+        record["path"] = str(path)
+    except OSError as e:
+        warn(f"the results could not be written ({e}); --out=DIR writes them elsewhere")

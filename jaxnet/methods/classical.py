@@ -1,9 +1,10 @@
 """config.method = "classical": the 2010-2011 pipeline, features -> linear SVM (jaxnet.classical).
 
-fit: the feature encoder (PCA + GMM of the config's Fisher blocks, if any) on a sample of train
-images, the train split's features (straight onto the full-batch solver's devices, into host
-memory for SGD, or into numpy memmaps under WORKDIR/features/ that the averaged-SGD solver
-streams), the linear SVM; the fitted state is checkpointed, and a re-run restores it instead of
+fit: the feature encoder (the state of every block that needs one: PCA + GMM of Fisher blocks,
+PCA + k-means codebooks of bag-of-words and coding blocks) on a sample of train images, the
+train split's features (straight onto the full-batch solver's devices, into host memory for SGD,
+or into numpy memmaps under WORKDIR/features/ that the averaged-SGD solver streams), the linear
+SVM; the fitted state is checkpointed, and a re-run restores it instead of
 refitting. The checkpoint step is the solver's iteration count (L-BFGS iterations, or SGD
 steps); metrics.jsonl gets one "fit" record per smoothing level (L-BFGS) or epoch (SGD) and a
 "train" record with the fit's objective, duality gap and times. The prediction function (features
@@ -155,12 +156,12 @@ def stored_features(source, config, state, mesh, workdir, split, log):
     return feats, labels
 
 
-def fit_encoder(source, config, key) -> dict:
-    """PCA + GMM of each Fisher block, fitted on config.classical.encoder_images random train
-    images; {"fisher": []} when the config has no Fisher block."""
+def fit_encoder(source, config, key, mesh=None) -> dict:
+    """The state of every feature block that needs fitting (feature_pipeline.needs_fit: PCA + GMM of
+    Fisher blocks, PCA + codebook of bag-of-words and coding blocks), fitted on
+    config.classical.encoder_images random train images; {"fisher": []} when no block needs it."""
     c = config.classical
-    blocks, _ = feature_pipeline.parse_config(c.features)
-    if not any(kind == "fisher" for kind, _ in blocks):
+    if not feature_pipeline.needs_fit(c.features):
         return {"fisher": []}
     count = min(len(source), c.encoder_images)
     picks = np.sort(np.random.default_rng(config.seed).choice(len(source), count, replace=False))
@@ -171,7 +172,13 @@ def fit_encoder(source, config, key) -> dict:
         subset = Subset(source, picks)
     images = [b["image"][b["mask"] > 0] for b in image_batches(subset, config)]
     return feature_pipeline.fit_features(np.concatenate(images), c.features, key=key, max_images=count,
-                                 max_descriptors=c.encoder_descriptors, em_iters=c.em_iters)
+                                 max_descriptors=c.encoder_descriptors, em_iters=c.em_iters,
+                                 batch_size=config.eval_batch_size, mesh=mesh)
+
+
+def _encoder_summary(encoder) -> str:
+    """What a fitted encoder holds, e.g. "1 bow block" or "1 fisher + 2 coding blocks"."""
+    return " + ".join(f"{len(v)} {kind}" for kind, v in encoder.items() if len(v)) + " block(s)"
 
 
 # ---- the SVM and its metrics --------------------------------------------------------------
@@ -243,12 +250,13 @@ def _fit(config, run, mesh):
     """Encoder, train features, SVM; returns (step, fitted) after checkpointing them."""
     c, logger, train_source = config.classical, run.logger, run.train_source
     t0 = time.time()
-    if any(kind == "fisher" for kind, _ in feature_pipeline.parse_config(c.features)[0]):
-        logger.print(f"fitting the encoder (PCA + GMM) on {min(c.encoder_images, len(train_source)):,} train images")
-    encoder = jax.tree.map(np.asarray, fit_encoder(train_source, config, jax.random.PRNGKey(config.seed)))
+    if feature_pipeline.needs_fit(c.features):
+        logger.print(f"fitting the encoder (PCA + GMM / codebooks) on {min(c.encoder_images, len(train_source)):,}"
+                     " train images")
+    encoder = jax.tree.map(np.asarray, fit_encoder(train_source, config, jax.random.PRNGKey(config.seed), mesh))
     t_encoder = time.time() - t0
-    if encoder["fisher"]:
-        logger.print(f"encoder (PCA + GMM of {len(encoder['fisher'])} Fisher block(s)) fitted in {t_encoder:.1f} s")
+    if feature_pipeline.needs_fit(c.features):
+        logger.print(f"encoder ({_encoder_summary(encoder)}) fitted in {t_encoder:.1f} s")
     t0 = time.time()
     if c.feature_store == "disk":
         feats, labels = stored_features(train_source, config, encoder, mesh, run.workdir, config.train_split,

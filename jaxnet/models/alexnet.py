@@ -39,7 +39,7 @@ class AlexNet(nn.Module):
     fc_features: int = 4096
     activation: str = "relu"
     # paper: N(0, 0.01), biases 1 in conv2/4/5, fc6/7 | he: He-normal conv1-fc7, biases 0 (fc8 keeps
-    # N(0, 0.01)). The paper's init needs its 0-255 inputs and large maps; see MODELS_NOTES.md.
+    # N(0, 0.01)). The paper's init needs its 0-255 inputs and large maps; see docs/models.md.
     init_scheme: str = "paper"
     # True: the grouped convs (conv2/4/5) are computed column by column as dot products with an
     # explicit column axis (ColumnConv), same parameters and outputs; XLA's SPMD partitioner then

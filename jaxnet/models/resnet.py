@@ -112,7 +112,8 @@ class ResNet(nn.Module):
     width: int = 64
     shortcut: str = "B"
     version: str = "v1.5"
-    stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "small": 3x3/1 conv only
+    stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "small": 3x3/1 conv only;
+    #                         "small2": 3x3/2 conv only (small images at twice the size, e.g. 64 px scenes)
     zero_init_residual: bool = True
     activation: str = "relu"
     dropout_rate: float = 0.0
@@ -134,7 +135,7 @@ class ResNet(nn.Module):
             x = act(norm(name="stem_bn")(x))
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         else:
-            x = conv(self.width * widen, (3, 3), 1, name="stem_conv")(x)
+            x = conv(self.width * widen, (3, 3), 2 if self.stem == "small2" else 1, name="stem_conv")(x)
             x = act(norm(name="stem_bn")(x))
         plain = self.shortcut == "none"
         for stage, num_blocks in enumerate(self.stage_sizes):
@@ -170,8 +171,8 @@ def _check_options(net):
         raise ValueError(f"shortcut must be 'A', 'B', 'C' (or 'none' for plain nets), got {net.shortcut!r}")
     if net.version not in ("v1", "v1.5"):
         raise ValueError(f"version must be 'v1' or 'v1.5', got {net.version!r}")
-    if net.stem not in ("imagenet", "small"):
-        raise ValueError(f"stem must be 'imagenet' or 'small', got {net.stem!r}")
+    if net.stem not in ("imagenet", "small", "small2"):
+        raise ValueError(f"stem must be 'imagenet', 'small' or 'small2', got {net.stem!r}")
     if net.activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {net.activation!r}")
 

@@ -1,9 +1,11 @@
 """What train.py and eval.py share: flags, config loading, and turning user errors into messages."""
 import ast
 import difflib
+import logging as std_logging
 import math
 import os
 import sys
+import threading
 from pathlib import Path
 
 from absl import flags, logging
@@ -52,6 +54,9 @@ def parse_flags(argv):
     sys.argv = [a for a in sys.argv if a not in model_args]  # config_flags reads sys.argv too
     try:
         remaining = flags.FLAGS([a for a in argv if a not in model_args])
+    except SyntaxError as e:  # the config file does not parse
+        print(f"error: --config: {syntax_error(e)}", file=sys.stderr)
+        sys.exit(2)
     except (AttributeError, KeyError, flags.Error) as e:
         print(f"error: {config_flag_error(argv, e)}", file=sys.stderr)
         sys.exit(2)
@@ -70,9 +75,47 @@ def parse_flags(argv):
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         print(f"error: --config: {lines[-1] if lines else e}", file=sys.stderr)
         sys.exit(2)
+    except SyntaxError as e:
+        print(f"error: --config: {syntax_error(e)}", file=sys.stderr)
+        sys.exit(2)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+        quiet_library_errors()
     return remaining
+
+
+class _LibraryErrors(std_logging.Filter):
+    """Drops the error logs of orbax's background threads: jaxnet reports their cause in one
+    line (--verbosity=0 or 1 shows them)."""
+
+    def filter(self, record) -> bool:
+        return not (record.levelno >= std_logging.ERROR and "/orbax/" in record.pathname)
+
+
+def quiet_library_errors() -> None:
+    """No tracebacks from orbax's threads nor asyncio's 'Future exception was never retrieved':
+    the error they belong to is jaxnet's one line."""
+    std_logging.getLogger("absl").addFilter(_LibraryErrors())
+    std_logging.getLogger("asyncio").setLevel(std_logging.CRITICAL)
+    sys.unraisablehook = _without_closed_loops(sys.unraisablehook)
+
+
+def _without_closed_loops(hook):
+    """sys.unraisablehook, less tensorstore's callbacks into an asyncio loop orbax already closed
+    after a failed save or restore (one traceback per pending read or write)."""
+
+    def unraisablehook(unraisable):
+        if (unraisable.exc_type is RuntimeError
+                and str(unraisable.exc_value) == "Event loop is closed"):
+            return
+        hook(unraisable)
+
+    return unraisablehook
+
+
+def syntax_error(error: SyntaxError) -> str:
+    """'FILE line N: MESSAGE' of a config file that does not parse."""
+    return f"{error.filename} line {error.lineno}: {error.msg} (a Python syntax error)"
 
 
 def literal(text: str):
@@ -164,4 +207,7 @@ def run_reporting_errors(fn):
         if os.environ.get("JAXNET_DEBUG") == "1" or logging.get_verbosity() >= logging.DEBUG:
             raise
         print(f"error: {e}", file=sys.stderr, flush=True)
+        # the background threads this exit interrupts (orbax's, tensorstore's) print nothing more
+        sys.unraisablehook = threading.excepthook = lambda *args: None
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
         sys.exit(1)

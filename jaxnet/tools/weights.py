@@ -142,17 +142,21 @@ def _import_workdir(args) -> int:
 
 def _export_workdir(args) -> int:
     from jaxnet import weights
+    from jaxnet.loop.workdir import load_config
     from jaxnet.training.state import eval_variables
     from jaxnet.transfer.source import read_workdir_variables
     from jaxnet.weights.torchvision import check_name
 
     if not args.out:
         raise JaxnetError("export --workdir needs --out=FILE.pth|FILE.safetensors")
-    config, variables, step = read_workdir_variables(args.workdir)
-    name = config.model.name
+    name = load_config(args.workdir).model.name  # before reading any checkpoint
     if args.model and args.model != name:
         raise JaxnetError(f"{args.workdir} holds a {name}, not --model={args.model}")
     check_name(name)
+    if name not in weights.TORCHVISION_NAMES:  # said as such, before any checkpoint is read
+        raise JaxnetError(f"{name} has no torchvision layout (torchvision has no {name}); a"
+                          f" workdir exports for {', '.join(weights.TORCHVISION_NAMES)}")
+    config, variables, step = read_workdir_variables(args.workdir)
     extra = sorted(set(config.model.keys()) - {"name", "transform_input", "aux_logits",
                                                "dropout_rate", "aux_dropout_rate"})
     if extra:

@@ -51,11 +51,14 @@ def split_outputs(outputs):
     return outputs, []
 
 
-def make_train_step(model, tx: optax.GradientTransformation, schedule, config):
-    """Return `train_step(state, batch) -> (state, metrics)`, pure and jittable."""
+def make_train_step(model, tx: optax.GradientTransformation, schedule, config, task_loss=None):
+    """Return `train_step(state, batch) -> (state, metrics)`, pure and jittable. `task_loss(outputs,
+    batch) -> (loss, metrics)`, if given, is added to the class loss (boxes, masks: the model's
+    output is then a dict with `logits`) and its metrics to the step's."""
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
 
-    def loss_fn(params, state, images, labels, dropout_rng):
+    def loss_fn(params, state, images, batch, dropout_rng):
+        labels = batch["label"]
         variables = {"params": params}
         mutable = []
         if state.batch_stats:
@@ -68,15 +71,19 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule, config):
         for aux in aux_logits:
             aux_loss = cross_entropy(aux, labels, config.num_classes, config.label_smoothing)
             loss = loss + AUX_LOSS_WEIGHT * aux_loss.mean()
-        return loss, (logits, updates.get("batch_stats", state.batch_stats))
+        extra = {}
+        if task_loss is not None:
+            task, extra = task_loss(outputs, batch)
+            loss = loss + task
+        return loss, (logits, updates.get("batch_stats", state.batch_stats), extra)
 
     def train_step(state, batch):
         images = normalize(batch["image"], config.mean, config.std, dtype, config.device_resize)
         labels = batch["label"]
         dropout_rng = jax.random.fold_in(state.rng, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (logits, batch_stats)), grads = grad_fn(state.params, state, images, labels,
-                                                       dropout_rng)
+        (loss, (logits, batch_stats, extra)), grads = grad_fn(state.params, state, images, batch,
+                                                              dropout_rng)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema_params = state.ema_params
@@ -95,6 +102,7 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule, config):
             "top1_acc": topk_correct(logits, labels, 1).mean(),
             "top5_acc": topk_correct(logits, labels, 5).mean(),
             "lr": schedule(state.step) * lr_scale(state.opt_state),
+            **extra,
         }
         return new_state, metrics
 

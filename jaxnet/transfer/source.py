@@ -23,7 +23,8 @@ from jaxnet.loop.checkpoint import Checkpointer
 from jaxnet.loop.workdir import load_config, prepare_workdir
 from jaxnet.training.state import build_model, eval_variables
 
-NETWORK_METHODS = ("network", "finetune")  # methods whose checkpoints hold model "variables"
+NETWORK_METHODS = ("network", "finetune", "localize", "segment")  # checkpoints hold model "variables"
+# (localize and segment: the backbone's own names, plus their task head, which a new task replaces)
 WEIGHT_FILES = (".msgpack", ".pth", ".pt", ".safetensors")
 
 
