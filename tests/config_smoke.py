@@ -150,7 +150,8 @@ def smoke_args(path: Path, variant, mini_imagenet, source_workdir=None) -> list[
     """The command-line arguments (besides --workdir) of a config's smoke run."""
     spec = f"{path.relative_to(ROOT).as_posix()}" + (f":{variant}" if variant else "")
     config = load_module(path).get_config(*([variant] if variant else []))
-    over = {"dataset": config.dataset, "batch_size": BATCH, "eval_batch_size": BATCH, "num_epochs": 1, "log_every_steps": 1,
+    over = {"dataset": config.dataset, "batch_size": BATCH, "eval_batch_size": BATCH, "num_epochs": 1,
+            "log_every_steps": 1,
             **data_overrides(config, mini_imagenet), **model_overrides(config.model)}
     if config.method == "classical":
         over.update(classical_overrides(config))

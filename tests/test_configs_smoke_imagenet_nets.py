@@ -1,4 +1,5 @@
-"""Smoke runs (tests/config_smoke.py) of AlexNet and GoogLeNet configs (the biggest programs: one file, one pytest worker)."""
+"""Smoke runs (tests/config_smoke.py) of the AlexNet and GoogLeNet configs (the biggest programs:
+one file, so one pytest worker compiles them while the other runs the rest)."""
 import pytest
 
 from tests.config_smoke import case_id, cases, mini_imagenet, smoke_args, train_and_eval  # noqa: F401

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxnet.tools import report
 from jaxnet.experiments import context, plots, runs
 from jaxnet.experiments.context import Section
+from jaxnet.tools import report
 
 LR = {"a": 0.1, "b": 0.1}
 
@@ -24,17 +24,17 @@ def tiny_config(name):
 
 def run(ctx):
     """A section like the experiments': two cached runs, a figure of their curves, a table."""
-    runs = {n: runs.run_network(ctx, tiny_config(n), "tiny", n, "tests/tiny_config.py", None)
+    done = {n: runs.run_network(ctx, tiny_config(n), "tiny", n, "tests/tiny_config.py", None)
             for n in ("a", "b")}
-    series = [(n, *runs.curve(r.records, "train"), {}) for n, r in runs.items()]
+    series = [(n, *runs.curve(r.records, "train"), {}) for n, r in done.items()]
     fig = plots.curves(ctx.figure("tiny.png"), series, title="tiny", xlabel="epochs",
                        ylabel="top-1")
     return Section(key="tiny", title="A tiny claim", claim="tiny nets train", paper="-",
                    measured="they do", verdict="held",
                    table=[["run", "top-1"]] + [[n, f"{r.metrics['top1_acc']:.3f}"]
-                                               for n, r in runs.items()],
+                                               for n, r in done.items()],
                    figures=[(Path(fig).name, "tiny curves")],
-                   commands=[r.command for r in runs.values()], hardware=[runs["a"].hardware])
+                   commands=[r.command for r in done.values()], hardware=[done["a"].hardware])
 
 
 def fake_train(calls):

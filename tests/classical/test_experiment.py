@@ -222,7 +222,7 @@ def test_unknown_classical_fields_and_methods_are_rejected():
         validate_config(config)
     config = load_config(TINY)
     config.method = "kernel"
-    with pytest.raises(JaxnetError, match="config.method must be one of network, classical, probe, finetune, cluster, got 'kernel'"):
+    with pytest.raises(JaxnetError, match="config.method must be one of network, classical, probe, finetune, cluster, localize, segment, got 'kernel'"):
         get_method(config.method)
 
 
