@@ -21,6 +21,9 @@ from jaxnet.compat import detected_cluster
 # recompile from scratch. Overridden by --compilation_cache_dir or this environment variable;
 # "none" turns the cache off.
 CACHE_ENV = "JAXNET_COMPILATION_CACHE"
+# Programs that compile faster than this many seconds are not kept (default 1); the tests keep
+# every program (0), since they compile many small ones again and again.
+CACHE_MIN_SECONDS_ENV = "JAXNET_COMPILATION_CACHE_MIN_SECONDS"
 DEFAULT_CACHE_DIR = Path("~/.cache/jaxnet/xla").expanduser()
 
 
@@ -31,13 +34,16 @@ def compilation_cache_dir(flag_value: str = "") -> str:
     return "" if value.lower() in ("none", "off", "0") else value
 
 
-def enable_compilation_cache(directory: str, min_compile_secs: float = 1.0) -> None:
-    """Keep every compiled program that took >= `min_compile_secs` in `directory` (JAX's own
-    persistent cache: keyed on the program, the devices and the JAX version)."""
+def enable_compilation_cache(directory: str, min_compile_secs: float | None = None) -> None:
+    """Keep every compiled program that took >= `min_compile_secs` (default:
+    $JAXNET_COMPILATION_CACHE_MIN_SECONDS, else 1) in `directory` (JAX's own persistent cache:
+    keyed on the program, the devices and the JAX version)."""
     import jax
 
     if not directory:
         return
+    if min_compile_secs is None:
+        min_compile_secs = float(os.environ.get(CACHE_MIN_SECONDS_ENV, "1"))
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_secs)
 

@@ -13,13 +13,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # a second run of the suite compiles little. JAXNET_TEST_CACHE=none turns it off.
 TEST_CACHE = os.environ.get("JAXNET_TEST_CACHE", os.path.expanduser("~/.cache/jaxnet/xla-tests"))
 os.environ["JAXNET_COMPILATION_CACHE"] = TEST_CACHE
+os.environ["JAXNET_COMPILATION_CACHE_MIN_SECONDS"] = "0"  # the many small programs too
 
 import jax  # noqa: E402  (must come after the flags above)
 import pytest  # noqa: E402
 
 from jaxnet.distributed import compilation_cache_dir, enable_compilation_cache  # noqa: E402
 
-enable_compilation_cache(compilation_cache_dir(), min_compile_secs=0.2)
+enable_compilation_cache(compilation_cache_dir())
 
 
 @pytest.fixture(scope="session")
