@@ -39,6 +39,15 @@ EVAL_FIELDS = network.EVAL_FIELDS
 GROUPS = ("backbone", "head", "frozen")
 
 
+def group_sizes(groups, abstract) -> dict:
+    """Parameters in each group of GROUPS: `groups` labels every leaf of `abstract` (shapes)."""
+    counts = {g: 0 for g in GROUPS}
+    sizes = traverse_util.flatten_dict(abstract)
+    for path, group in traverse_util.flatten_dict(groups).items():
+        counts[group] += int(np.prod(sizes[path].shape))
+    return counts
+
+
 def check_config(config) -> None:
     t = config.transfer
     if not t.source_workdir:
@@ -163,10 +172,7 @@ def build(config, steps_per_epoch: int, mesh, run=None, log=print):
 
     shapes = jax.eval_shape(create, jax.random.PRNGKey(0))
     jit_create = jax.jit(create, out_shardings=state_shardings(shapes, mesh, config))
-    counts = {g: 0 for g in GROUPS}
-    sizes = traverse_util.flatten_dict(abstract)
-    for path, group in traverse_util.flatten_dict(groups).items():
-        counts[group] += int(np.prod(sizes[path].shape))
+    counts = group_sizes(groups, abstract)
     log(f"fine-tuning {config.model.name}: new head {', '.join(sorted(heads))}; trained"
         f" {counts['backbone']:,} (backbone) + {counts['head']:,} (head, lr x"
         f" {config.transfer.head_lr_mult:g}) parameters, frozen {counts['frozen']:,};"

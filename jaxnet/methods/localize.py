@@ -17,8 +17,6 @@ import functools
 import re
 
 import jax
-import numpy as np
-from flax import traverse_util
 
 from jaxnet import JaxnetError
 from jaxnet.evaluation.evaluator import Predictor
@@ -98,10 +96,7 @@ def build(config, steps_per_epoch: int, mesh, task: str, run=None, log=print):
 
     shapes = jax.eval_shape(create, jax.random.PRNGKey(0))
     jit_create = jax.jit(create, out_shardings=state_shardings(shapes, mesh, config))
-    counts = {g: 0 for g in finetune.GROUPS}
-    sizes = traverse_util.flatten_dict(abstract)
-    for path, group in traverse_util.flatten_dict(groups).items():
-        counts[group] += int(np.prod(sizes[path].shape))
+    counts = finetune.group_sizes(groups, abstract)
     log(f"{task}: {config.model.name} backbone"
         f" {'from ' + config.transfer.source_workdir if config.transfer.source_workdir else 'from scratch'};"
         f" heads {', '.join(sorted(heads))}; trained {counts['backbone']:,} (backbone) +"
