@@ -39,17 +39,24 @@ def _reset_flags() -> None:
 
 def run_main(name: str, *args: str) -> tuple[int, str]:
     """(exit status, stdout + stderr) of `python NAME.py ARGS...`, run in this process."""
+    code, out, err = run_main_streams(name, *args)
+    return code, out + err
+
+
+def run_main_streams(name: str, *args: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `python NAME.py ARGS...`, run in this process."""
     module = script(name)
     argv = [f"{name}.py", *args]
     saved = sys.argv, sys.unraisablehook, threading.excepthook
     sys.argv = list(argv)
     _reset_flags()
     code = 0
-    # a file, not a StringIO: the CLIs' error exit redirects the file descriptor of stderr
+    # files, not StringIOs: the CLIs' error exit redirects the file descriptor of stderr
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "output.txt"
+        out_path, err_path = Path(tmp) / "stdout.txt", Path(tmp) / "stderr.txt"
         try:
-            with open(path, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            with open(out_path, "w") as out, open(err_path, "w") as err, \
+                    contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 try:
                     module.main(module.parse_flags(argv))
                 except SystemExit as e:
@@ -57,4 +64,4 @@ def run_main(name: str, *args: str) -> tuple[int, str]:
         finally:
             sys.argv, sys.unraisablehook, threading.excepthook = saved
             _reset_flags()
-        return code, path.read_text()
+        return code, out_path.read_text(), err_path.read_text()

@@ -9,7 +9,8 @@ as a user types them; the overrides only shrink the run, derived from the loaded
   ImageNet the miniature ILSVRC-2012 of tests/mini_imagenet.py (JPEGs through the config's own
   crops and resizes), scenes a handful of scenes; 16 images, batches of 8, one epoch;
 - model: the family's smallest shape where it has one (two stages of width 4 for a ResNet, the
-  20-layer CIFAR net of the same kind for deeper ones, 4-channel layers for the small CNN,
+  8-layer CIFAR net of the same kind (its ResNet with one block per stage) for the CIFAR nets,
+  4-channel layers for the small CNN,
   16-unit fully connected layers for AlexNet); GoogLeNet has no smaller shape and runs whole;
 - classical: codebooks of at most 8 words, 2 EM / Lloyd iterations, 3 solver iterations, and
   64 synthetic images (the SVM needs an example of every class).
@@ -108,9 +109,10 @@ def _literal(value) -> str:
 def model_overrides(model) -> dict:
     """config.model options giving the smallest net of the config's model family."""
     name = model.name
-    if name.startswith("cifar_"):  # depth is the name: the 20-layer net of the same kind
-        kind = "plain" if "plain" in name else "resnet"
-        return {"model.name": f"cifar_{kind}20", "model.width": 4}
+    if name.startswith("cifar_"):  # a depth-8 CIFAR net (one block per stage) of the same kind
+        return {"model.name": "resnet18", "model.stage_sizes": (1, 1, 1), "model.width": 4,
+                "model.stem": "small", "model.shortcut": "none" if "plain" in name else "A",
+                "model.zero_init_residual": False}
     if name.startswith(("resnet", "plain")):
         return {"model.stage_sizes": (1, 1), "model.width": 4}
     if name == "small_cnn":

@@ -1,6 +1,8 @@
 """Every user mistake is one line on stderr naming the field, file or flag and the fix, with exit
 status 1 (2 for a flag absl or ml_collections refuses) and no traceback. Table-driven: each row
-is a real train.py / eval.py subprocess (run four at a time)."""
+runs train.py / eval.py through their own `main` in this process (tests/cli_main.py), and the
+rows marked as processes run as real subprocesses too (what a shell sees: the exit status, all
+of stderr, nothing printed by threads at exit)."""
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from jaxnet.methods import train
+from tests.cli_main import run_main_streams
 from tests.tiny_config import get_config
 
 ROOT = Path(__file__).parent.parent
@@ -68,25 +71,52 @@ def trained(tmp_path_factory):
     return workdir
 
 
-def run_case(case, trained, empty):
-    name, script, args, _, _ = case
-    args = [a.format(trained=trained, empty=empty / name.replace(" ", "_")) for a in args]
-    result = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
+# one row of each kind, also run as processes: a flag absl refuses, a config error before any
+# data is read, an error after a trained workdir's checkpoint threads started, and eval.py
+AS_PROCESSES = ("unknown field", "ImageNet not prepared", "changed config", "eval a missing step")
+
+
+def arguments(case, trained, empty) -> list[str]:
+    name, _, args, _, _ = case
+    return [a.format(trained=trained, empty=empty / name.replace(" ", "_")) for a in args]
+
+
+def run_in_process(case, trained, empty):
+    code, out, err = run_main_streams(case[1].removesuffix(".py"), *arguments(case, trained, empty))
+    return code, err, out
+
+
+def run_as_process(case, trained, empty):
+    result = subprocess.run([sys.executable, case[1], *arguments(case, trained, empty / "process")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
     return result.returncode, result.stderr, result.stdout
 
 
-def test_each_mistake_is_one_line_with_its_cause(trained, tmp_path):
-    assert len(CASES) >= 15
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda case: run_case(case, trained, tmp_path), CASES))
+def wrong_answers(cases, results) -> list[str]:
     wrong = []
-    for (name, _, _, code, says), (returncode, stderr, stdout) in zip(CASES, results):
+    for (name, _, _, code, says), (returncode, stderr, stdout) in zip(cases, results):
         lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("warning:")]
         ok = (returncode == code and len(lines) == 1 and says in lines[0]
               and "Traceback" not in stderr + stdout)
         if not ok:
             wrong.append(f"{name}: exit {returncode} (want {code}), stderr: {stderr[-600:]!r}")
+    return wrong
+
+
+def test_each_mistake_is_one_line_with_its_cause(trained, tmp_path):
+    assert len(CASES) >= 15
+    results = [run_in_process(case, trained, tmp_path) for case in CASES]
+    wrong = wrong_answers(CASES, results)
     assert not wrong, "\n".join(wrong)
     assert not (tmp_path / "ImageNet_not_prepared").exists()  # nothing written for a run that cannot start
     assert not (tmp_path / "unknown_field").exists()
+
+
+def test_the_same_mistakes_as_processes(trained, tmp_path):
+    cases = [case for case in CASES if case[0] in AS_PROCESSES]
+    assert len(cases) == len(AS_PROCESSES)
+    with ThreadPoolExecutor(len(cases)) as pool:
+        results = list(pool.map(lambda case: run_as_process(case, trained, tmp_path), cases))
+    wrong = wrong_answers(cases, results)
+    assert not wrong, "\n".join(wrong)
+    assert not (tmp_path / "process" / "ImageNet_not_prepared").exists()

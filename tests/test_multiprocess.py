@@ -102,7 +102,7 @@ def restore_final(config, workdir: Path):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("multiprocess")
     a, b, c, d = (root / name for name in "ABCD")
-    workers = launch_workers(root / "xla_cache", [b, f"wait:{c}"])
+    workers = launch_workers(compilation_cache_dir(""), [b, f"wait:{c}"])  # the suite's cache
     try:
         train(get_config(), a)  # meanwhile the two processes train B
         truncate_at(a, c, 4)  # ... and then resume C

@@ -62,8 +62,7 @@ def stopped_steps(tmp_path, codes) -> int:
     return steps.pop()
 
 
-def test_sigterm_to_one_process_stops_both_at_one_step_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setenv("JAXNET_COMPILATION_CACHE", str(tmp_path / "xla"))  # the resume reuses it
+def test_sigterm_to_one_process_stops_both_at_one_step_and_resumes(tmp_path):
     workdir, command = tmp_path / "run", ["--config.num_epochs=400", "--config.eval_every_epochs=100"]
     processes = launch(workdir, free_port(), tmp_path, command)
     wait_for(tmp_path / "process0.log", "train step 3/", processes)

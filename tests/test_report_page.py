@@ -238,9 +238,16 @@ def test_second_round_starts_from_the_labels_file_and_names_its_annotator(tmp_pa
     assert exported["labels"] == [[0], [1], [0], [3], [0], [1, 3, 0], [2], [3, 2, 0], [2], [1]]
     path = browser.downloads / "marks-ada-l.json"
     assert load_label_lists(path, num_examples=10, num_classes=4) == exported["labels"]
-    # The name is remembered for the next report opened in this browser.
-    browser.refresh()
-    assert find(By.ID, "annotator").get_attribute("value") == "Ada L."
+    # The name is remembered for the next report opened in this browser. The browser stores
+    # localStorage writes asynchronously, so a reload straight away may not see them yet.
+    deadline = time.time() + 10
+    while True:
+        browser.refresh()
+        remembered = find(By.ID, "annotator").get_attribute("value")
+        if remembered == "Ada L." or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert remembered == "Ada L."
 
 
 def test_every_control_is_reachable_at_common_window_sizes(tmp_path, browser):

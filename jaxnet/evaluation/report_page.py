@@ -402,7 +402,9 @@ function exportMarks() {
 }
 const annotator = document.getElementById("annotator");
 try { annotator.value = localStorage.getItem("jaxnet-annotator") || ""; } catch (e) {}
-annotator.addEventListener("input", () => { try { localStorage.setItem("jaxnet-annotator", annotator.value); } catch (e) {} });
+const rememberAnnotator = () => { try { localStorage.setItem("jaxnet-annotator", annotator.value); } catch (e) {} };
+for (const event of ["input", "change"]) annotator.addEventListener(event, rememberAnnotator);
+window.addEventListener("pagehide", rememberAnnotator);
 document.getElementById("fromfile").hidden = !D.from_labels_file;
 const list = document.getElementById("classlist");
 D.names.forEach((n, i) => list.append(el("option", {value: i + " " + n})));
