@@ -18,9 +18,9 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def progress_bar(total: int, desc: str, unit: str = "img"):
+def progress_bar(total: int, desc: str, unit: str = "img", disable: bool = False):
     """The one tqdm set-up: a live bar on a terminal, a line every 30 s in a log file."""
-    return tqdm.tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True,
+    return tqdm.tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=disable,
                      mininterval=1 if sys.stderr.isatty() else 30)
 
 

@@ -11,7 +11,8 @@ as a user types them; the overrides only shrink the run, derived from the loaded
 - model: the family's smallest shape where it has one (two stages of width 4 for a ResNet, the
   8-layer CIFAR net of the same kind (its ResNet with one block per stage) for the CIFAR nets,
   4-channel layers for the small CNN,
-  16-unit fully connected layers for AlexNet); GoogLeNet has no smaller shape and runs whole;
+  16-unit fully connected layers for AlexNet); GoogLeNet has no smaller shape and runs whole,
+  on 64 px images;
 - classical: codebooks of at most 8 words, 2 EM / Lloyd iterations, 3 solver iterations, and
   64 synthetic images (the SVM needs an example of every class).
 eval.py writes its figures and HTML report for the tests' tiny configs only (--noreport for the
@@ -122,6 +123,14 @@ def model_overrides(model) -> dict:
     return {}
 
 
+def image_overrides(config) -> dict:
+    """GoogLeNet, which has no smaller shape, sees ImageNet at 64 px (its aux heads pool small
+    maps whole); every other net keeps the config's size."""
+    if config.model.name == "googlenet" and config.image_size > 64:
+        return {"image_size": 64, "eval_resize": 73}  # the 256 / 224 ratio
+    return {}
+
+
 def data_overrides(config, mini_imagenet) -> dict:
     """The data settings of a smoke run (ValueError for a dataset with no rule here)."""
     dataset = config.dataset
@@ -154,7 +163,8 @@ def smoke_args(path: Path, variant, mini_imagenet, source_workdir=None) -> list[
     config = load_module(path).get_config(*([variant] if variant else []))
     over = {"dataset": config.dataset, "batch_size": BATCH, "eval_batch_size": BATCH, "num_epochs": 1,
             "log_every_steps": 1,
-            **data_overrides(config, mini_imagenet), **model_overrides(config.model)}
+            **data_overrides(config, mini_imagenet), **model_overrides(config.model),
+            **image_overrides(config)}
     if config.method == "classical":
         over.update(classical_overrides(config))
         if over["dataset"] == "synthetic":  # the SVM needs an example of every class

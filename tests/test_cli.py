@@ -1,16 +1,13 @@
-"""train.py and eval.py end to end, as a user runs them (subprocesses, 8 emulated devices)."""
+"""train.py and eval.py end to end, as a user runs them: through their own `main`, with their
+command lines (tests/cli_main.py; the suite runs them as processes too: test_preemption.py,
+test_multiprocess_stop.py, test_cli_errors.py), on 8 emulated devices."""
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).parent.parent
+from tests.cli_main import run_main
 
 
-def run(*args):
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
-    return result.returncode, result.stdout + result.stderr
+def run(script, *args):
+    return run_main(script.removesuffix(".py"), *args)
 
 
 def test_train_eval_resume(tmp_path):

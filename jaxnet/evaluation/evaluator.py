@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet import JaxnetError
-from jaxnet.data.pipeline import eval_batches
+from jaxnet.data.pipeline import eval_batches, num_eval_batches
 from jaxnet.evaluation import localization, protocols
 from jaxnet.mesh import one_at_a_time, replicated, shard_batch
 from jaxnet.training.steps import cross_entropy, topk_correct
@@ -106,6 +106,10 @@ class Evaluator:
             self._compiled[key] = jax.jit(sums, out_shardings=replicated(self.mesh))
         return self._compiled[key]
 
+    def num_batches(self) -> int:
+        """How many batches a pass over the split takes (the last of each part padded)."""
+        return sum(num_eval_batches(len(part), self.config.eval_batch_size) for part, _ in self.parts)
+
     def batches(self):
         """This process's share of every batch of the split, padded, with `mask` and `index`."""
         for part, indices in self.parts:
@@ -115,7 +119,9 @@ class Evaluator:
                     batch["index"] = indices[batch["index"]].astype(np.int32)
                 yield batch
 
-    def __call__(self, predictors) -> dict:
+    def __call__(self, predictors, between_batches=None) -> dict:
+        """The metrics of `predictors` over the split. `between_batches(i)`, when given, is called
+        before batch i (it may raise to stop the pass: a stop agreed by every process)."""
         predictors = [predictors] if isinstance(predictors, Predictor) else list(predictors)
         task = next((p.task for p in predictors if p.task), "")
         if task and (self.protocol != "center" or len(predictors) > 1):
@@ -124,7 +130,9 @@ class Evaluator:
                               " would move its boxes and masks")
         sums_fn, totals = self._sums_fn(predictors), None
         params, blocking, pending = [p.params for p in predictors], one_at_a_time(self.mesh), []
-        for local_batch in self.batches():
+        for i, local_batch in enumerate(self.batches()):
+            if between_batches is not None:
+                between_batches(i)
             sums, rows = sums_fn(params, shard_batch(local_batch, self.mesh))
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
             if blocking:

@@ -27,7 +27,7 @@ from jaxnet.evaluation.protocols import check_protocol, unseen_views
 from jaxnet.evaluation.outputs import PER_CLASS_KEYS, Report
 from jaxnet.loop.checkpoint import Checkpointer
 from jaxnet.loop.eval_options import eval_options, options_key, read_labels_file
-from jaxnet.loop.stop import StopSignals
+from jaxnet.loop.stop import Preempted, StopSignals
 from jaxnet.console import progress_bar, warn
 from jaxnet.loop.logger import MetricLogger
 from jaxnet.loop.run import Run
@@ -163,12 +163,18 @@ def evaluate(config, workdir, split=None, step=None, protocol=None, ensemble=(),
     label_lists = read_labels_file(labels_file, len(source), config.num_classes) if labels_file else None
     extras = Report(config, len(source), labels_file) if report else None
     metrics = extras.metrics if extras else ([RealMetric(label_lists)] if label_lists else [])
-    with StopSignals(raise_now=True) as stop:  # SIGTERM: nothing written, or all of it
+    # SIGTERM / SIGINT: nothing written, or all of it. One process stops at once; several agree
+    # on a batch between two of them (one leaving alone would hang the others in a collective).
+    several = jax.process_count() > 1
+    with StopSignals(mesh, raise_now=not several) as stop:
         predictors = [restore(config, workdir, mesh, step)]
         predictors += [ensemble_member(config, member, mesh) for member in ensemble]
         evaluator = Evaluator(source, config, mesh, protocol, metrics, [extras] if extras else ())
         start = time.time()
-        results = evaluator(predictors)
+        with progress_bar(evaluator.num_batches(), f"evaluating {split}", unit="batch",
+                          disable=jax.process_index() != 0) as bar:
+            results = evaluator(predictors, _between_batches(stop, bar, agree=several))
+            bar.update(bar.total - bar.n)
         models = [(workdir, predictors[0].step)] + [(m, p.step) for m, p in zip(ensemble, predictors[1:])]
         record = eval_record(models, split, results, time.time() - start, protocol, evaluator.num_views())
         trained = json.loads((workdir / "config.json").read_text()) if (workdir / "config.json").exists() else None
@@ -179,6 +185,19 @@ def evaluate(config, workdir, split=None, step=None, protocol=None, ensemble=(),
             with stop.deferred():
                 _write_results(record, workdir, out, extras, source)
     return record
+
+
+def _between_batches(stop: StopSignals, bar, agree: bool):
+    """The evaluator's hook before batch i: the progress bar, and with `agree` (several
+    processes) Preempted on every process once they agree to stop."""
+    def before(batch: int) -> None:
+        if batch:
+            bar.update(1)
+        reason = stop.at(batch) if agree else None
+        if reason is not None:
+            raise Preempted(f"{reason}: the evaluation stopped at batch {batch} on every process,"
+                            " before anything was written; run the same command again")
+    return before
 
 
 def _write_results(record, workdir, out, extras, source) -> None:
