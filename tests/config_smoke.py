@@ -9,10 +9,9 @@ as a user types them; the overrides only shrink the run, derived from the loaded
   ImageNet the miniature ILSVRC-2012 of tests/mini_imagenet.py (JPEGs through the config's own
   crops and resizes), scenes a handful of scenes; 16 images, batches of 8, one epoch;
 - model: the family's smallest shape where it has one (two stages of width 4 for a ResNet, the
-  8-layer CIFAR net of the same kind (its ResNet with one block per stage) for the CIFAR nets,
-  4-channel layers for the small CNN,
-  16-unit fully connected layers for AlexNet); GoogLeNet has no smaller shape and runs whole,
-  on 64 px images;
+  8-layer CIFAR net of the same kind, its ResNet with one block per stage, for the CIFAR nets,
+  4-channel layers for the small CNN, 16-unit fully connected layers for AlexNet); GoogLeNet has
+  no smaller shape and runs whole, on 64 px images;
 - classical: codebooks of at most 8 words, 2 EM / Lloyd iterations, 3 solver iterations, and
   64 synthetic images (the SVM needs an example of every class).
 eval.py writes its figures and HTML report for the tests' tiny configs only (--noreport for the
