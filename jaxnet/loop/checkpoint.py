@@ -17,6 +17,7 @@ A save that fails (a full disk, no permission) stops the run with one line namin
 the cause; its temporary folder is removed and the earlier checkpoints stay.
 """
 import errno
+import functools
 import json
 import logging
 import math
@@ -87,17 +88,14 @@ def _save_step(manager, step: int, args, metrics) -> None:
     manager.save(step, args=args, metrics=metrics, force=True)
 
 
-_whole_array_writes = False
-
-
+@functools.cache
 def _write_arrays_whole_in_one_process() -> None:
     """In a single process, write each replicated array whole from its first replica. orbax's
     default (replica-parallel writes) splits it into one slice per device so that several hosts
     share the writing; with one host that only adds a slicing program per array and device (seconds
     per save on 8 devices). Multi-process runs keep orbax's default. Done once per process
     (orbax logs every change of a type handler as a warning: not shown)."""
-    global _whole_array_writes
-    if _whole_array_writes or jax.process_count() > 1:
+    if jax.process_count() > 1:
         return
     absl_logger = absl_logging.get_absl_logger()
     level = absl_logger.level
@@ -107,7 +105,6 @@ def _write_arrays_whole_in_one_process() -> None:
             jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
     finally:
         absl_logger.setLevel(level)
-    _whole_array_writes = True
 
 
 class Checkpointer:

@@ -154,29 +154,19 @@ def open_source(config):
     return source
 
 
-def build(config, steps_per_epoch: int, mesh, run=None, log=print):
-    """train_loop's `build`: (model, schedule, tx, init) where init(rng) is the train state with
-    the source's weights (a new head), unless `run` already has a checkpoint to resume."""
-    resuming = run is not None and run.checkpointer.latest_step()
-    source = None if resuming else open_source(config)  # before compiling anything: fail early
-    model = build_model(config)
-    schedule = create_schedule(config, steps_per_epoch)
-    abstract = jax.eval_shape(lambda r: init_variables(r, model, input_shape(config))["params"],
-                              jax.random.PRNGKey(0))
-    heads = head_modules(model, abstract)
+def train_state_from_source(config, model, mesh, schedule, shape, abstract, heads, source,
+                            log=print):
+    """(tx, counts, init) of a network started from `source` (None: from scratch or resuming):
+    the per-group optimizer, the parameter counts per group (group_sizes) and init(rng), the
+    train state placed on `mesh` with every weight but the `heads` taken from the source."""
     groups = param_groups(abstract, config.transfer.freeze, heads)
     tx = finetune_optimizer(config, schedule, groups)
 
     def create(rng):
-        return create_train_state(rng, model, tx, input_shape(config), ema=config.ema_decay > 0)
+        return create_train_state(rng, model, tx, shape, ema=config.ema_decay > 0)
 
     shapes = jax.eval_shape(create, jax.random.PRNGKey(0))
     jit_create = jax.jit(create, out_shardings=state_shardings(shapes, mesh, config))
-    counts = group_sizes(groups, abstract)
-    log(f"fine-tuning {config.model.name}: new head {', '.join(sorted(heads))}; trained"
-        f" {counts['backbone']:,} (backbone) + {counts['head']:,} (head, lr x"
-        f" {config.transfer.head_lr_mult:g}) parameters, frozen {counts['frozen']:,};"
-        f" BatchNorm statistics {'frozen' if config.transfer.bn_frozen else 'updated'}")
 
     def init(rng):
         state = jit_create(rng)
@@ -189,6 +179,25 @@ def build(config, steps_per_epoch: int, mesh, run=None, log=print):
         ema = jax.tree.map(lambda p: p.copy(), params) if state.ema_params else state.ema_params
         return state.replace(params=params, batch_stats=stats, ema_params=ema)
 
+    return tx, group_sizes(groups, abstract), init
+
+
+def build(config, steps_per_epoch: int, mesh, run=None, log=print):
+    """train_loop's `build`: (model, schedule, tx, init) where init(rng) is the train state with
+    the source's weights (a new head), unless `run` already has a checkpoint to resume."""
+    resuming = run is not None and run.checkpointer.latest_step()
+    source = None if resuming else open_source(config)  # before compiling anything: fail early
+    model = build_model(config)
+    schedule = create_schedule(config, steps_per_epoch)
+    abstract = jax.eval_shape(lambda r: init_variables(r, model, input_shape(config))["params"],
+                              jax.random.PRNGKey(0))
+    heads = head_modules(model, abstract)
+    tx, counts, init = train_state_from_source(config, model, mesh, schedule, input_shape(config),
+                                               abstract, heads, source, log)
+    log(f"fine-tuning {config.model.name}: new head {', '.join(sorted(heads))}; trained"
+        f" {counts['backbone']:,} (backbone) + {counts['head']:,} (head, lr x"
+        f" {config.transfer.head_lr_mult:g}) parameters, frozen {counts['frozen']:,};"
+        f" BatchNorm statistics {'frozen' if config.transfer.bn_frozen else 'updated'}")
     return (RunningStatistics(model) if config.transfer.bn_frozen else model), schedule, tx, init
 
 

@@ -23,9 +23,7 @@ from jaxnet.evaluation.evaluator import Predictor
 from jaxnet.loop.train_loop import train_loop
 from jaxnet.methods import finetune, network
 from jaxnet.training.optim import create_schedule
-from jaxnet.training.sharding import state_shardings
-from jaxnet.training.state import (abstract_variables, build_model, create_train_state,
-                                   eval_variables, input_shape)
+from jaxnet.training.state import (abstract_variables, build_model, eval_variables, input_shape)
 from jaxnet.training.steps import make_predict_fn
 from jaxnet.transfer import tasks
 
@@ -88,33 +86,13 @@ def build(config, steps_per_epoch: int, mesh, task: str, run=None, log=print):
                                                    jax.numpy.zeros(shape))["params"],
                               jax.random.PRNGKey(0))
     heads = model.head_modules(shape)
-    groups = finetune.param_groups(abstract, config.transfer.freeze, heads)
-    tx = finetune.finetune_optimizer(config, schedule, groups)
-
-    def create(rng):
-        return create_train_state(rng, model, tx, shape, ema=config.ema_decay > 0)
-
-    shapes = jax.eval_shape(create, jax.random.PRNGKey(0))
-    jit_create = jax.jit(create, out_shardings=state_shardings(shapes, mesh, config))
-    counts = finetune.group_sizes(groups, abstract)
+    tx, counts, init = finetune.train_state_from_source(config, model, mesh, schedule, shape,
+                                                        abstract, heads, source, log)
     log(f"{task}: {config.model.name} backbone"
         f" {'from ' + config.transfer.source_workdir if config.transfer.source_workdir else 'from scratch'};"
         f" heads {', '.join(sorted(heads))}; trained {counts['backbone']:,} (backbone) +"
         f" {counts['head']:,} (heads, lr x {config.transfer.head_lr_mult:g}) parameters, frozen"
         f" {counts['frozen']:,}")
-
-    def init(rng):
-        state = jit_create(rng)
-        if source is None:
-            return state
-        log(f"starting from {source.origin} (step {source.step})")
-        params = finetune.merge_source(state.params, source.variables["params"], heads, "parameter")
-        stats = (finetune.merge_source(state.batch_stats, source.variables.get("batch_stats", {}),
-                                       heads, "BatchNorm statistic")
-                 if state.batch_stats else state.batch_stats)
-        ema = jax.tree.map(lambda p: p.copy(), params) if state.ema_params else state.ema_params
-        return state.replace(params=params, batch_stats=stats, ema_params=ema)
-
     wrapped = finetune.RunningStatistics(model) if config.transfer.bn_frozen else model
     return wrapped, schedule, tx, init
 
