@@ -1,5 +1,5 @@
 """Evaluate a trained workdir: python eval.py --workdir=DIR [--config=configs/NAME.py] [--split=test]
-[--step=N] [--protocol=center|ten_crop|googlenet_144|multiscale] [--ensemble=DIR,DIR]
+[--step=N] [--protocol=center|flip|ten_crop|googlenet_144|multiscale] [--ensemble=DIR,DIR]
 [--labels_file=real.json] [--noreport] [--out=DIR].
 
 Reports loss, top-1/top-5 accuracy and error over the whole split under the chosen test protocol
@@ -17,7 +17,7 @@ from jaxnet.tools.cli import (CONFIG, parse_flags, run_reporting_errors, start_j
 SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: config.eval_split).")
 STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
 PROTOCOL = flags.DEFINE_string(
-    "protocol", None, "Test protocol: center, ten_crop, googlenet_144 or multiscale (default:"
+    "protocol", None, "Test protocol: center, flip, ten_crop, googlenet_144 or multiscale (default:"
     " config.eval_protocol); see jaxnet/evaluation/protocols.py.")
 LABELS_FILE = flags.DEFINE_string(
     "labels_file", None, "Multi-label truth (ImageNet-ReaL's real.json format: one list of"

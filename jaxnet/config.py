@@ -9,7 +9,7 @@ import ml_collections
 
 from jaxnet import JaxnetError
 
-EVAL_PROTOCOLS = ("center", "ten_crop", "googlenet_144", "multiscale")  # jaxnet.evaluation.protocols
+EVAL_PROTOCOLS = ("center", "flip", "ten_crop", "googlenet_144", "multiscale")  # jaxnet.evaluation.protocols
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 

@@ -52,6 +52,12 @@ def test_view_stacks_have_the_papers_counts_and_sizes():
                                              (2, 2, 80, 60), (2, 2, 107, 80)]
 
 
+def test_flip_views_are_the_image_and_its_mirror():
+    canvas = jnp.arange(2 * 3 * 4, dtype=jnp.uint8).reshape(2, 3, 4, 1)
+    [stack] = protocols.make_views("flip", canvas, 3)
+    np.testing.assert_array_equal(np.asarray(stack), np.stack([canvas, canvas[:, :, ::-1]]))
+
+
 def test_ten_crop_views_are_the_corner_centre_crops_and_their_mirrors():
     canvas = jnp.arange(6 * 6, dtype=jnp.uint8).reshape(1, 6, 6, 1)
     [stack] = protocols.make_views("ten_crop", canvas, 4)
@@ -93,7 +99,7 @@ def small_config():
     return config
 
 
-@pytest.mark.parametrize("protocol", ["ten_crop", "googlenet_144", "multiscale"])
+@pytest.mark.parametrize("protocol", ["flip", "ten_crop", "googlenet_144", "multiscale"])
 def test_a_position_and_flip_invariant_net_scores_every_protocol_like_center(protocol, devices):
     config, mesh = small_config(), create_mesh(devices)
     center = Evaluator(Constant(), config, mesh)(predictor(mesh))
@@ -118,7 +124,7 @@ def random_net(params, images):
     return jnp.tanh(x @ params["w"] * 4.0) + 0.1 * jnp.sin(images.astype(jnp.float32).sum((1, 2, 3)))[:, None]
 
 
-@pytest.mark.parametrize("protocol", ["center", "ten_crop", "googlenet_144", "multiscale"])
+@pytest.mark.parametrize("protocol", ["center", "flip", "ten_crop", "googlenet_144", "multiscale"])
 def test_encoded_images_every_example_once_and_equal_on_1_and_8_devices(protocol, devices):
     sizes = [(40, 30), (30, 40), (36, 36), (48, 27), (27, 48), (40, 30), (44, 33), (30, 30),
              (50, 30), (30, 45), (41, 31)]  # buckets 4:3, 3:4, 1:1, 16:9 (incl. 5:3), 9:16, 2:3
@@ -133,7 +139,7 @@ def test_encoded_images_every_example_once_and_equal_on_1_and_8_devices(protocol
         assert sorted(np.concatenate(seen).tolist()) == list(range(len(sizes)))  # exactly once
         p = Predictor(random_net, jax.device_put(params, replicated(mesh)), step=1)
         results.append(evaluator(p))
-        assert evaluator.num_views() == {"center": 1, "ten_crop": 10, "googlenet_144": 144,
+        assert evaluator.num_views() == {"center": 1, "flip": 2, "ten_crop": 10, "googlenet_144": 144,
                                          "multiscale": 10}[protocol]
     one, eight = results
     assert one["num_examples"] == eight["num_examples"] == len(sizes)

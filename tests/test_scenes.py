@@ -5,7 +5,7 @@ import pytest
 
 from jaxnet import JaxnetError
 from jaxnet.data.pipeline import eval_batches, train_loader
-from jaxnet.data.scenes import INK, SceneAugment, augment_scene, make_scenes
+from jaxnet.data.scenes import INK, augment_scene, make_scenes
 from jaxnet.data.sources import create_source, load_fashion_mnist
 from tests.tiny_config import get_config
 
@@ -143,3 +143,13 @@ def test_examples_per_class_keeps_boxes_and_masks():
     source = create_source(config, "train")
     assert len(source) <= 20 and source.masks.shape[0] == len(source)
     assert (source.box_labels[:, 0] == source.labels).all()
+
+
+def test_the_same_scenes_are_made_once_per_process_and_read_only():
+    config = scene_config()
+    first, again = create_source(config, "test"), create_source(config, "test")
+    assert first.images is again.images and len(first) == 20  # a study's runs share them
+    with pytest.raises(ValueError, match="read-only"):
+        first.images[0, 0, 0] = 1
+    other = create_source(scene_config(texture=0.1), "test")
+    assert other.images is not first.images and not np.array_equal(other.images, first.images)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxnet import JaxnetError
+from jaxnet.evaluation import localization
 from jaxnet.methods import evaluate, train
 from jaxnet.models import create_model
 from jaxnet.transfer import tasks
@@ -95,6 +96,56 @@ def test_whole_image_methods_refuse_crop_protocols(trained):
         evaluate(config, workdir, protocol="ten_crop", report=False)
     with pytest.raises(JaxnetError, match="an ensemble"):
         evaluate(config, workdir, ensemble=[workdir], report=False)
+
+
+def bright_pixels_net(params, images):
+    """A mirror-equivariant net: the box and mask of the pixels above 128, classes by their count."""
+    bright = images[..., 0] > 128  # [B, H, W]
+    h, w = bright.shape[1:]
+
+    def span(any_of, n):  # first index, last index + 1 of the True entries, over n
+        idx = jnp.arange(n)
+        return (jnp.min(jnp.where(any_of, idx, n), -1) / n, (jnp.max(jnp.where(any_of, idx, -1), -1) + 1) / n)
+
+    (ymin, ymax), (xmin, xmax) = span(bright.any(2), h), span(bright.any(1), w)
+    box = jnp.stack([ymin, xmin, ymax, xmax], -1)
+    count = bright.sum((1, 2)).astype(jnp.float32)
+    return {"logits": jnp.stack([count, -count, 0.5 * count], -1),
+            "boxes": jnp.broadcast_to(box[:, None], box.shape[:1] + (3, 4)),
+            "masks": 5.0 * jnp.stack([~bright, bright], -1).astype(jnp.float32)}
+
+
+def test_flip_averages_with_the_mirror_image_mirrored_back():
+    np.testing.assert_allclose(localization.mirror_boxes(jnp.array([[0.1, 0.0, 0.5, 0.25]])),
+                               [[0.1, 0.75, 0.5, 1.0]])
+    images = np.zeros((2, 8, 8, 1), np.uint8)
+    images[0, 1:4, 0:3] = 255  # a blob at the left edge
+    images[1, 2:7, 5:7] = 200
+    images = jnp.asarray(images)
+    straight = bright_pixels_net(None, images)
+    np.testing.assert_allclose(straight["boxes"][:, 0], [[1 / 8, 0, 4 / 8, 3 / 8],
+                                                        [2 / 8, 5 / 8, 7 / 8, 7 / 8]])
+    flipped = localization.mirrored_outputs(bright_pixels_net, None, images)
+    np.testing.assert_allclose(flipped["boxes"], straight["boxes"], atol=1e-6)  # equivariant: unchanged
+    np.testing.assert_allclose(flipped["logits"], jax.nn.log_softmax(straight["logits"]), atol=1e-5)
+    np.testing.assert_allclose(flipped["masks"], jax.nn.log_softmax(straight["masks"]), atol=1e-5)
+
+    def blind(params, images):  # the same box whatever the image: the mirror's comes back mirrored
+        return {"logits": jnp.zeros((images.shape[0], 3)),
+                "boxes": jnp.broadcast_to(jnp.array([0.0, 0.0, 0.5, 0.25]), (images.shape[0], 3, 4))}
+    np.testing.assert_allclose(localization.mirrored_outputs(blind, None, images)["boxes"][0, 0],
+                               [0.0, 0.375, 0.5, 0.625])
+
+
+def test_flip_protocol_evaluates_boxes_and_masks(trained):
+    for method in ("localize", "segment"):
+        config, workdir, _ = trained[method]
+        record = evaluate(config, workdir, protocol="flip", report=False)
+        assert (record["protocol"], record["num_views"], record["num_examples"]) == ("flip", 2, 20)
+        center = evaluate(config, workdir, report=False)
+        assert record["loss"] != center["loss"]  # the mirrored view counts
+        for key in ("loc_err", "mean_iou") if method == "localize" else ("miou", "pixel_acc"):
+            assert 0.0 <= record[key] <= 1.0, key
 
 
 def test_the_frozen_layers_keep_the_source_and_the_run_resumed(trained):

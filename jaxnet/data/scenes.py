@@ -16,6 +16,7 @@ resized crop that move the boxes and masks with the pixels (the image bilinearly
 nearest neighbour, boxes by the same affine map, clipped to the crop; a box left with no area is
 dropped, label -1).
 """
+import functools
 import math
 import sys
 
@@ -176,6 +177,22 @@ def make_scenes(garments, classes, count: int, seed: int, split_id: int, canvas:
     return SceneSource(images, labels, boxes, box_labels, masks)
 
 
+@functools.lru_cache(maxsize=2)
+def _made_scenes(base, data_dir, count, seed, canvas, scale_range, objects, clutter, texture,
+                 channels) -> SceneSource:
+    """make_scenes over a Fashion-MNIST split, kept for the process's next runs with the same
+    options (a study trains many networks on the same scenes; they are never written to)."""
+    fm = load_fashion_mnist(base, data_dir)
+    count = count or len(fm)
+    with tqdm(total=count, desc=f"making {count:,} {base} scenes", unit=" scenes",
+              mininterval=1 if sys.stderr.isatty() else 30) as bar:
+        scenes = make_scenes(fm.images[..., 0], fm.labels, count, seed, SPLIT_IDS[base], canvas,
+                             scale_range, objects, clutter, texture, channels, bar)
+    for array in (scenes.images, scenes.labels, scenes.boxes, scenes.box_labels, scenes.masks):
+        array.flags.writeable = False  # shared by the runs that ask for the same scenes
+    return scenes
+
+
 def load_scenes(config, split: str) -> SceneSource:
     """The scenes of `split` for `config` (config.scenes; config.seed, channels, data_dir)."""
     s = config.scenes
@@ -185,14 +202,9 @@ def load_scenes(config, split: str) -> SceneSource:
                           f" ({s.canvas}) for fashion_mnist_scenes")
     if config.num_classes != 10 and not config.classes:
         raise JaxnetError(f"fashion_mnist_scenes has 10 classes, config.num_classes is {config.num_classes}")
-    fm = load_fashion_mnist(base, config.data_dir)
     count = s.train_size if base == "train" else s.test_size
-    count = count or len(fm)
-    with tqdm(total=count, desc=f"making {count:,} {base} scenes", unit=" scenes",
-              mininterval=1 if sys.stderr.isatty() else 30) as bar:
-        scenes = make_scenes(fm.images[..., 0], fm.labels, count, config.seed, SPLIT_IDS[base],
-                             s.canvas, tuple(s.scale_range), s.objects, s.clutter, s.texture,
-                             config.channels, bar)
+    scenes = _made_scenes(base, config.data_dir, count, config.seed, s.canvas, tuple(s.scale_range),
+                          s.objects, s.clutter, s.texture, config.channels)
     if split != base:  # a slice, e.g. train[:1000]
         start, stop = split[len(base) + 1:-1].split(":")
         scenes = scenes.take(slice(int(start) if start else None, int(stop) if stop else None))

@@ -78,6 +78,7 @@ class Evaluator:
 
     def _sums_fn(self, predictors):
         single = self.protocol == "center" and len(predictors) == 1
+        task_flip = self.protocol == "flip" and bool(predictors[0].task)  # boxes, masks mirrored back
         loss_fn = predictors[0].loss_fn if single else None
         key = (tuple(p.predict_fn for p in predictors), loss_fn)
         if key not in self._compiled:
@@ -85,8 +86,9 @@ class Evaluator:
 
             def sums(params, batch):
                 outputs = {}
-                if single:
-                    outputs = fns[0](params[0], batch["image"])
+                if single or task_flip:
+                    outputs = (localization.mirrored_outputs(fns[0], params[0], batch["image"])
+                               if task_flip else fns[0](params[0], batch["image"]))
                     outputs = outputs if isinstance(outputs, dict) else {"logits": outputs}
                     scores = outputs["logits"].astype(jnp.float32)
                 else:
@@ -124,9 +126,9 @@ class Evaluator:
         before batch i (it may raise to stop the pass: a stop agreed by every process)."""
         predictors = [predictors] if isinstance(predictors, Predictor) else list(predictors)
         task = next((p.task for p in predictors if p.task), "")
-        if task and (self.protocol != "center" or len(predictors) > 1):
-            raise JaxnetError(f"a {task} model is evaluated on whole images (--protocol=center) and"
-                              f" alone: {self.protocol} crops{' and ensembles' if len(predictors) > 1 else ''}"
+        if task and (self.protocol not in protocols.WHOLE_IMAGE_PROTOCOLS or len(predictors) > 1):
+            raise JaxnetError(f"a {task} model is evaluated on whole images (--protocol=center|flip)"
+                              f" and alone: {self.protocol} crops{' and ensembles' if len(predictors) > 1 else ''}"
                               " would move its boxes and masks")
         sums_fn, totals = self._sums_fn(predictors), None
         params, blocking, pending = [p.params for p in predictors], one_at_a_time(self.mesh), []

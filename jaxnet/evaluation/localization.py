@@ -104,6 +104,30 @@ def finalize_masks(totals, class_names=None) -> dict:
                               for name, v in zip(names, iou)]}
 
 
+def mirror_boxes(boxes):
+    """Boxes (..., 4) of a mirror image, in the original image's coordinates (x -> 1 - x)."""
+    return jnp.stack([boxes[..., 0], 1.0 - boxes[..., 3], boxes[..., 2], 1.0 - boxes[..., 1]], -1)
+
+
+def mirrored_outputs(predict_fn, params, images) -> dict:
+    """A task model's outputs on `images` [B, H, W, C] averaged with those on their mirror
+    images, mirrored back (the flip protocol): class and mask probabilities averaged (returned
+    as logs, for argmax and cross-entropy alike), boxes averaged corner by corner."""
+    views = [predict_fn(params, images), predict_fn(params, images[:, :, ::-1])]
+    views = [v if isinstance(v, dict) else {"logits": v} for v in views]
+    straight, mirrored = views
+
+    def mean_log_probs(a, b):
+        return jnp.log((jax.nn.softmax(a.astype(jnp.float32)) + jax.nn.softmax(b.astype(jnp.float32))) / 2)
+
+    out = {"logits": mean_log_probs(straight["logits"], mirrored["logits"])}
+    if "boxes" in straight:
+        out["boxes"] = (straight["boxes"] + mirror_boxes(mirrored["boxes"])) / 2
+    if "masks" in straight:
+        out["masks"] = mean_log_probs(straight["masks"], mirrored["masks"][:, :, ::-1])
+    return out
+
+
 def outputs_sums(outputs: dict, batch: dict, labels, mask) -> dict:
     """The box and mask sums a predictor's outputs allow: `boxes` with the batch's true boxes,
     `masks` with its true masks (resized to them by nearest neighbour if the sizes differ)."""

@@ -8,6 +8,7 @@ images (Fashion-MNIST, CIFAR) each have a canvas per protocol:
 | protocol | encoded images (image_size s = 224: R = 256) | small images (s = 28 here) |
 |---|---|---|
 | center | shorter side R, central s crop (1 view) | the image (1 view) |
+| flip | center's crop and its mirror image (2 views; boxes and masks are mirrored back) | the image and its mirror image (2) |
 | ten_crop | shorter side R, central R x R square; its 4 corner + centre s crops, mirrored (10; AlexNet) | the image zero-padded by crop_padding; 4 corner + centre s crops, mirrored (10) |
 | googlenet_144 | shorter side 256/288/320/352 (x s/224); left/centre/right (or top/middle/bottom) squares; 4 corner + centre s crops and the whole square resized to s; mirrored: 4 x 3 x 6 x 2 = 144 | the square image at the same four scales; 4 x 1 x 6 x 2 = 48 views (its three squares coincide) |
 | multiscale | the whole image (aspect kept within a bucket, see `aspect_bucket`) at shorter sides 224/256/384/480/640 (x s/224), run fully convolutionally (scores averaged over positions by the net's global pooling), mirrored: 5 x 2 = 10 (ResNet) | the image at sizes s x 224/256/384/480/640 / 224; 10 |
@@ -26,12 +27,15 @@ from jaxnet.data.transforms import center_box, crop_resize, open_image
 from jaxnet.console import progress_bar
 
 PROTOCOLS = EVAL_PROTOCOLS
+WHOLE_IMAGE_PROTOCOLS = ("center", "flip")  # keep boxes and masks in place (mirrors mirrored back)
 GOOGLENET_SIDES = (256, 288, 320, 352)  # shorter sides, for 224 px crops
 MULTISCALE_SIDES = (224, 256, 384, 480, 640)
 
 
 # Which protocol fits which training recipe: a protocol's views should be views the training
 # augmentation produced, else the model is scored on inputs it never saw (`unseen_views`).
+#   flip: after any recipe that mirrors (every encoded-image one but resize; augment flip or
+#     crop_flip on small images).
 #   small images (train_transform resize): center always; ten_crop after augment crop_flip
 #     (its corner crops are shifted by crop_padding, its mirrors flipped); googlenet_144 and
 #     multiscale rescale the image, which no small-image augmentation does.
@@ -43,6 +47,11 @@ def unseen_views(protocol: str, config, encoded: bool) -> str | None:
     if protocol == "center":
         return None
     small = not encoded or config.train_transform == "resize"
+    if protocol == "flip":  # every encoded-image recipe but resize mirrors
+        mirrored = not small or config.augment in ("crop_flip", "flip")
+        return None if mirrored else (
+            "protocol flip scores mirror images, which this model's training never produced"
+            f" (config.augment={config.augment}): it may score lower than with --protocol=center")
     if small:
         trained = {"crop_flip": f"random shifts of up to {config.crop_padding} px and mirrors",
                    "flip": "mirrors only, no shifts", "none": "no augmentation"}[config.augment]
@@ -85,7 +94,7 @@ def square_boxes(width: int, height: int) -> list:
 def num_views(name: str, source) -> int:
     """Views per image of protocol `name` over `source` (a canvas source of it)."""
     squares = isinstance(source, EncodedSource)  # small square images: their 3 squares coincide
-    return {"center": 1, "ten_crop": 10, "googlenet_144": 144 if squares else 48,
+    return {"center": 1, "flip": 2, "ten_crop": 10, "googlenet_144": 144 if squares else 48,
             "multiscale": 10}[name]
 
 
@@ -136,7 +145,7 @@ def canvas_parts(source, protocol: str, config) -> list:
     `source`, in parts whose canvases share one shape (multiscale on encoded images: one part
     per aspect bucket and orientation, found from the image headers)."""
     check_protocol(protocol)
-    if protocol == "center":
+    if protocol in ("center", "flip"):  # flip mirrors the centre view on the device
         return [(source, None)]
     if not isinstance(source, EncodedSource):
         padding = config.crop_padding if protocol == "ten_crop" else 0
@@ -200,6 +209,8 @@ def make_views(protocol: str, canvas, size: int) -> list:
     shape: the model compiles once per stack)."""
     if protocol == "center":
         return [canvas[None]]
+    if protocol == "flip":
+        return [_with_mirrors([canvas])]
     if protocol == "ten_crop":
         return [_with_mirrors(_crops(canvas, size))]
     if protocol == "googlenet_144":

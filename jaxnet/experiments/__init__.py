@@ -9,6 +9,7 @@
   landscape        Li et al. 2018: filter-normalised loss surfaces of plain-56 and ResNet-56
   evaluation_grid  GoogLeNet Table 3 in miniature: 1 / 10 / 144 crops x 1 / 2 / 3 models
   transfer         a pretrained net reused: linear probes, fine-tuning, clustering vs scratch
+  tasks            localization and segmentation on scratch, frozen and fine-tuned backbones
   classical_lessons  ILSVRC 2011: larger feature vectors and more training data (the curves of
                    jaxnet.experiments.classical_curves)
 

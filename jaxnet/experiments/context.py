@@ -19,7 +19,7 @@ class Context:
     """Where and how a report runs its experiments."""
 
     out: Path  # the report directory: index.html, REPORT.md, figures; runs/ holds the workdirs
-    quick: bool = False  # small data, few epochs: the whole report in under 45 minutes on 2 cores
+    quick: bool = False  # small data, few epochs: the whole report in under an hour on 2 cores
     dataset: str = "fashion_mnist"  # or cifar10 (where the user has it prepared)
     data_dir: str = ""
     log: Callable[[str], None] = print

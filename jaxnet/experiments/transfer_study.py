@@ -65,7 +65,7 @@ def run_point(name: str, config, out: Path, log=print) -> dict:
     result_file.parent.mkdir(parents=True, exist_ok=True)
     result_file.write_text(json.dumps({"name": name, "config": _plain(config), "metrics": metrics},
                                       indent=1) + "\n")
-    extra = "".join(f", {k} {metrics[k]:.3f}" for k in ("nmi", "ari") if k in metrics)
+    extra = "".join(f", {k} {metrics[k]:.3f}" for k in ("nmi", "ari", "loc_err", "miou") if k in metrics)
     log(f"{name:<24} top-1 {metrics['top1_acc']:.4f}{extra} ({seconds:.0f} s)")
     return metrics
 

@@ -20,6 +20,7 @@ import jax
 
 from jaxnet import JaxnetError
 from jaxnet.evaluation.evaluator import Predictor
+from jaxnet.evaluation.protocols import WHOLE_IMAGE_PROTOCOLS
 from jaxnet.loop.train_loop import train_loop
 from jaxnet.methods import finetune, network
 from jaxnet.training.optim import create_schedule
@@ -32,7 +33,7 @@ RESUME_FIELDS = network.RESUME_FIELDS + (
     "transfer.source_workdir", "transfer.source_step", "transfer.freeze", "transfer.head_lr_mult",
     "transfer.bn_frozen", "scenes", "task", "classes", "examples_per_class")
 EVAL_FIELDS = network.EVAL_FIELDS + ("task.seg_levels", "task.seg_width")
-PROTOCOLS = ("center",)  # the evaluation protocols that keep boxes and masks in place
+PROTOCOLS = WHOLE_IMAGE_PROTOCOLS  # center and flip: boxes and masks stay in place
 DATASETS_WITH_BOXES = ("fashion_mnist_scenes", "imagenet2012")  # imagenet2012: with its box files
 
 
@@ -55,9 +56,9 @@ def check_task_config(config, task: str) -> None:
     if config.schedule == "plateau":
         raise JaxnetError(f"config.schedule=plateau is not supported by {task} (one rule per"
                           " parameter group); use cosine, multistep, exponential or constant")
-    if config.eval_protocol != "center":
+    if config.eval_protocol not in WHOLE_IMAGE_PROTOCOLS:
         raise JaxnetError(f"method {task} evaluates whole images: config.eval_protocol must be"
-                          f" center, not {config.eval_protocol}")
+                          f" {' or '.join(WHOLE_IMAGE_PROTOCOLS)}, not {config.eval_protocol}")
 
 
 def check_config(config) -> None:

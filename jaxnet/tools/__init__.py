@@ -21,6 +21,7 @@ TOOLS = {
     "prepare": ("jaxnet.tools.prepare", None, "convert ILSVRC-2010/2012 or an image folder to ArrayRecord"),
     "extract": ("jaxnet.tools.extract", None, "features of any layer of a workdir's network, to .npz"),
     "transfer_study": ("jaxnet.tools.transfer_study", None, "probes, fine-tuning and clustering against labels"),
+    "task_study": ("jaxnet.tools.task_study", None, "localization and segmentation: scratch, frozen, fine-tuned against labels"),
     "classical_curves": ("jaxnet.tools.classical_curves", None, "the 2011 lessons: accuracy against feature size and data"),
     "landscape": ("jaxnet.tools.landscape", None, "loss landscapes of plain and residual nets (Li 2018)"),
     "model_parallel": ("jaxnet.tools.model_parallel", None, "AlexNet's two columns on two devices, checked against one"),

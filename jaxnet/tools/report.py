@@ -8,8 +8,8 @@ workdir under DIR/runs/ (a re-run trains nothing that is finished and unchanged;
 retrains only that run), and writes DIR/index.html (static, works offline, figures beside it)
 and DIR/REPORT.md: a main table of the seed's claims against what was measured, then per claim
 its numbers, figures, the commands that give them and the hardware they ran on. `--quick` (small
-models, data subsets, few epochs) is sized to finish in under 45 minutes on a quiet 2-core CPU
-(31.5 measured: docs/results.md); without it the experiments are sized for one GPU. A section that fails
+models, data subsets, few epochs) is sized to finish in under an hour on a quiet 2-core CPU
+(31.5 min measured before the tasks section: docs/results.md); without it the experiments are sized for one GPU. A section that fails
 is shown with its error and the others still run.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ SECTIONS = [
     ("classical_lessons", "jaxnet.experiments.classical_lessons"),
     ("evaluation_grid", "jaxnet.experiments.evaluation_grid"),
     ("transfer", "jaxnet.experiments.transfer"),
+    ("tasks", "jaxnet.experiments.tasks"),
     ("labelling", "jaxnet.experiments.labelling"),
 ]
 

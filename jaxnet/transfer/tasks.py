@@ -50,7 +50,9 @@ class SegHead(nn.Module):
 
     @nn.compact
     def __call__(self, maps, out_size):
-        """maps: coarsest first; out_size: (H, W) of the input."""
+        """maps: coarsest first; out_size: (H, W) of the input. Every pixel also sees the whole
+        image (the coarsest map average-pooled, as ParseNet's global context): what the object
+        is, so the pixels of one object agree on its class."""
         y = None
         for i, m in enumerate(maps):
             lateral = nn.Conv(self.width, (1, 1), name=f"lateral{i}")(m.astype(jnp.float32))
@@ -58,6 +60,8 @@ class SegHead(nn.Module):
                 y = jax.image.resize(y, lateral.shape[:3] + (self.width,), "bilinear")
                 lateral = lateral + y
             y = lateral
+        context = nn.Dense(self.width, name="context")(maps[0].astype(jnp.float32).mean((1, 2)))
+        y = y + context[:, None, None, :]
         y = nn.relu(nn.Conv(self.width, (3, 3), name="fuse")(nn.relu(y)))
         y = nn.Conv(self.num_classes, (1, 1), name="classifier")(y)
         return jax.image.resize(y, (y.shape[0],) + tuple(out_size) + (self.num_classes,), "bilinear")
