@@ -60,6 +60,8 @@ def pretrain_config(quick: bool):
 
 
 def task_config(task: str, regime: str, fraction: float, source_dir: str, quick: bool):
+    """The task's config file with `fraction` of the train scenes labelled (class balanced),
+    trained for the share's steps, its backbone started as `regime` says."""
     c = load_config(TASKS[task][0])
     train_scenes = c.scenes.train_size or 60_000  # 0: one scene per train garment
     c.examples_per_class = round(fraction * train_scenes / c.num_classes) if fraction < 1 else 0
