@@ -17,17 +17,15 @@ and segmentation, and how much when scene labels (boxes, masks) are few?
    (`loc_err` and `miou`).
 
 Every point is a method run through jaxnet.methods.train (cached like the transfer study's:
-jaxnet.experiments.transfer_study.run_point), in DIR/runs/<point>/. Writes DIR/study.md,
+jaxnet.experiments.study_runs.run_point), in DIR/runs/<point>/. Writes DIR/study.md,
 DIR/study.json and DIR/tasks_vs_labels.png, and prints the table. Sized for about two hours on a
 quiet 2-core CPU; --quick (one epoch of pretraining, fewer steps, 2,000 test scenes)
 takes under 30 minutes.
 """
-import json
-import time
 from pathlib import Path
 
 from jaxnet.experiments.context import load_config
-from jaxnet.experiments.transfer_study import run_point
+from jaxnet.experiments.study_runs import run_study
 
 TASKS = {"localize": ("localize_fashion_mnist", "loc_err", "localization error (%)"),
          "segment": ("segment_fashion_mnist", "miou", "mIoU")}
@@ -152,21 +150,6 @@ def plot(results, points, path: Path) -> str:
 def study(out, quick: bool = False, log=print) -> dict:
     """Run (or reuse) every point; write the table and the plot; return {point: metrics}."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.time()
     points = plan(out, quick)
-    results = {}
-    for i, (name, _, _, _, config) in enumerate(points):
-        log(f"[{i + 1}/{len(points)}] {name}")
-        results[name] = run_point(name, config, out, log)
-    text = tables(results, points)
-    seconds = time.time() - start
-    text += (f"\nCommand: `python -m jaxnet task_study --out={out}{' --quick' if quick else ''}`;"
-             f" this invocation took {seconds / 60:.1f} min, the points' own times add up to"
-             f" {sum(r.get('seconds', 0) for r in results.values()) / 60:.1f} min.\n")
-    (out / "study.md").write_text(text)
-    (out / "study.json").write_text(json.dumps(results, indent=1) + "\n")
-    figure = plot(results, points, out / "tasks_vs_labels.png")
-    log("\n" + text)
-    log(f"plot: {figure}")
-    return results
+    return run_study("task_study", out, quick, points, lambda r: tables(r, points),
+                     lambda r: [plot(r, points, out / "tasks_vs_labels.png")], log)

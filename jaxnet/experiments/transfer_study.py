@@ -19,11 +19,10 @@ DIR/study.md (tables), DIR/study.json and the PNG plots, and prints the tables. 
 minutes on a quiet 2-core CPU; --quick (a smaller pretraining, 10 and 100 labels per class, two
 layers, clustering of 2,000 images) takes a few minutes.
 """
-import contextlib
-import json
 import shutil
-import time
 from pathlib import Path
+
+from jaxnet.experiments.study_runs import run_study
 
 LABELS = (10, 100, 1000, 0)  # per class; 0 = all (6,000)
 QUICK_LABELS = (10, 100)
@@ -37,37 +36,6 @@ QUICK_LAYERS = ("stage2", "pre_logits")
 
 def _label(n: int) -> str:
     return "all" if n == 0 else f"{n:,}"
-
-
-def _plain(config) -> dict:
-    return json.loads(config.to_json())
-
-
-def run_point(name: str, config, out: Path, log=print) -> dict:
-    """Train `config` (any method) in out/runs/<name>, or reuse its cached result."""
-    from jaxnet.methods import train
-
-    result_file, workdir = out / "results" / f"{name}.json", out / "runs" / name
-    if result_file.exists():
-        cached = json.loads(result_file.read_text())
-        if cached.get("config") == _plain(config):
-            log(f"{name:<24} cached: top-1 {cached['metrics']['top1_acc']:.4f}")
-            return cached["metrics"]
-    shutil.rmtree(workdir, ignore_errors=True)  # another config wrote it: start again
-    workdir.parent.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    with open(out / "runs" / f"{name}.log", "w") as f, contextlib.redirect_stdout(f), \
-            contextlib.redirect_stderr(f):
-        metrics = train(config, workdir)
-    seconds = time.time() - start
-    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    metrics["seconds"] = seconds
-    result_file.parent.mkdir(parents=True, exist_ok=True)
-    result_file.write_text(json.dumps({"name": name, "config": _plain(config), "metrics": metrics},
-                                      indent=1) + "\n")
-    extra = "".join(f", {k} {metrics[k]:.3f}" for k in ("nmi", "ari", "loc_err", "miou") if k in metrics)
-    log(f"{name:<24} top-1 {metrics['top1_acc']:.4f}{extra} ({seconds:.0f} s)")
-    return metrics
 
 
 def _network_budget(config, labels_per_class: int, epochs: float):
@@ -221,20 +189,6 @@ def _save(fig, path, canvas):
 def study(out, quick: bool = False, log=print) -> dict:
     """Run (or reuse) every point; write the tables and plots; return {point: metrics}."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.time()
     points = plan(out, quick)
-    results = {}
-    for name, _, _, _, config in points:
-        results[name] = run_point(name, config, out, log)
-    text = tables(results, points, quick)
-    seconds = time.time() - start
-    text += (f"\nCommand: `python -m jaxnet transfer_study --out={out}{' --quick' if quick else ''}`;"
-             f" this invocation took {seconds / 60:.1f} min, the points' own times add up to"
-             f" {sum(r.get('seconds', 0) for r in results.values()) / 60:.1f} min.\n")
-    (out / "study.md").write_text(text)
-    (out / "study.json").write_text(json.dumps(results, indent=1) + "\n")
-    files = plots(results, points, out, quick)
-    log("\n" + text)
-    log("plots: " + ", ".join(files))
-    return results
+    return run_study("transfer_study", out, quick, points, lambda r: tables(r, points, quick),
+                     lambda r: plots(r, points, out, quick), log)
